@@ -1,0 +1,135 @@
+//! Application bootstrap: storage, router and server, started in-process so tests can run
+//! the real thing on port 0. One cancellation token is the shutdown path for every task.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{router, AppState};
+use crate::store::{redact, Store};
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Opens the store (applying migrations) and binds the listener.
+    pub async fn build(cfg: Config) -> anyhow::Result<Application> {
+        let store = Store::open(&cfg.database_url, cfg.db_max_connections).await?;
+        tracing::info!(database = %redact(&cfg.database_url), backend = ?store.backend(), "store ready");
+        Application::with_store(cfg, store).await
+    }
+
+    /// Like [`Application::build`] with an already opened store.
+    pub async fn with_store(cfg: Config, store: Store) -> anyhow::Result<Application> {
+        let addr = cfg.listen_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let state = AppState::new(store, cfg)?;
+        Ok(Application {
+            listener,
+            state,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Cancelling this token stops the server (after draining in-flight requests).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains for up to the configured
+    /// grace period. Background tasks added later (outbox workers, the assistant gateway)
+    /// hang off the same token.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        let grace = Duration::from_secs(self.state.cfg.shutdown.grace_seconds);
+        let store = self.state.store.clone();
+        let token = self.shutdown.clone();
+        let app = router(self.state);
+        tracing::info!(%addr, "listening");
+        let server = axum::serve(self.listener, app).with_graceful_shutdown({
+            let token = token.clone();
+            async move { token.cancelled().await }
+        });
+        let mut serving = tokio::spawn(async move { server.await });
+        tokio::select! {
+            // The server only ends by itself on an error.
+            joined = &mut serving => {
+                store.close().await;
+                return joined.context("server task panicked")?.context("server failed");
+            }
+            _ = token.cancelled() => {}
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        match tokio::time::timeout(grace, serving).await {
+            Ok(joined) => joined
+                .context("server task panicked")?
+                .context("server failed")?,
+            Err(_) => tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "in-flight requests did not finish within the grace period"
+            ),
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Initialises logging: readable text by default, JSON lines with `json`.
+pub fn init_logging(format: crate::config::LogFormat, default_filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        crate::config::LogFormat::Text => builder.try_init(),
+    };
+}

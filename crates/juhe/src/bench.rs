@@ -1,0 +1,361 @@
+//! `juhe bench getchat`: builds (or reuses) a large store and drives GetChat over real
+//! loopback HTTP, reporting throughput, latency percentiles and server memory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Subcommand;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::app::Application;
+use crate::config::Config;
+use crate::loadgen::{self, LoadPlan, LoadReport, Mode, Target};
+use crate::store::chats::{ChatFilter, NewChat};
+use crate::store::import::{ImpFan, ImpWechat, ImportFile};
+use crate::store::{MerchantId, Page, Store};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// GetChat throughput and latency over HTTP.
+    Getchat(GetchatArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct GetchatArgs {
+    /// Merchants in the store.
+    #[arg(long, default_value_t = 100)]
+    pub merchants: usize,
+    /// Chats in the store, spread evenly over the merchants.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub chats: usize,
+    /// Conversations (fans) per merchant.
+    #[arg(long, default_value_t = 50)]
+    pub fans_per_merchant: usize,
+    /// Concurrent clients of the closed-loop (maximum throughput) run.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Requests per second of the fixed-rate (latency) run.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Seconds each run measures (after a 3 s warm-up).
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u64,
+    /// GetChat page size.
+    #[arg(long, default_value_t = 50)]
+    pub page_size: i64,
+}
+
+#[derive(Serialize)]
+struct BenchReport {
+    backend: String,
+    merchants: usize,
+    chats: i64,
+    load_seconds: Option<f64>,
+    closed_loop: LoadReport,
+    closed_loop_concurrency: usize,
+    fixed_rate: LoadReport,
+    fixed_rate_target: u64,
+    rss_mb: Option<f64>,
+    peak_rss_mb: Option<f64>,
+}
+
+pub async fn run(cmd: BenchCmd, mut cfg: Config) -> anyhow::Result<()> {
+    match cmd {
+        BenchCmd::Getchat(args) => {
+            // The benchmark measures the API, not the limiter or the access log.
+            cfg.rate_limit.per_second = 0;
+            cfg.listen = "127.0.0.1:0".into();
+            if std::env::var_os("JUHE_DATABASE_URL").is_none()
+                && cfg.database_url == "sqlite://data/juhe.db"
+            {
+                cfg.database_url = "sqlite://data/bench.db".into();
+            }
+            getchat(args, cfg).await
+        }
+    }
+}
+
+fn bench_name(i: usize) -> String {
+    format!("bench-{i:03}")
+}
+
+const TEXTS: &[&str] = &[
+    "你好，请问我的订单发货了吗？",
+    "您好，已经为您安排发货了。",
+    "这个尺码偏大还是偏小？",
+    "建议按平时尺码购买。",
+    "可以开发票吗？",
+    "可以的，请提供抬头和税号。",
+    "收到了，谢谢！",
+    "好的，有问题随时联系我们。",
+];
+
+/// Creates the benchmark merchants and chats unless they are already there.
+async fn ensure_data(
+    store: &Store,
+    cfg: &Config,
+    args: &GetchatArgs,
+) -> anyhow::Result<(Vec<MerchantId>, Option<f64>)> {
+    let admin = store.admin();
+    let existing: Vec<_> = admin
+        .list_merchants()
+        .await?
+        .into_iter()
+        .filter(|m| m.name.starts_with("bench-"))
+        .collect();
+    let per_merchant = args.chats / args.merchants.max(1);
+    if existing.len() == args.merchants {
+        let mut ids = Vec::new();
+        for m in &existing {
+            ids.push(admin.merchant(m.id).await?.context("merchant vanished")?);
+        }
+        let n = count_chats(store).await?;
+        if n as usize >= per_merchant * args.merchants {
+            eprintln!("reusing the benchmark data already in the store ({n} chats)");
+            return Ok((ids, None));
+        }
+    }
+    if !existing.is_empty() {
+        anyhow::bail!("the store holds a different benchmark data set; use a fresh database (e.g. delete data/bench.db)");
+    }
+    let started = Instant::now();
+    let off = cfg.offset()?;
+    let bar = indicatif::ProgressBar::new((per_merchant * args.merchants) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("loading chats [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut ids = Vec::new();
+    let mut rng = StdRng::seed_from_u64(7);
+    let base_time = 1_714_000_000_i64;
+    for i in 0..args.merchants {
+        let creds = admin.create_merchant(&bench_name(i)).await?;
+        let m = admin
+            .merchant(creds.merchant_id)
+            .await?
+            .context("merchant vanished")?;
+        let wechat_id = 100_000 + i as i64;
+        let file = ImportFile {
+            wechats: vec![ImpWechat {
+                ad_wechat_id: wechat_id,
+                ad_wechat_nober: format!("bench_op_{i}"),
+                ad_wechat_nick: format!("客服{i}"),
+                ad_original_nober: format!("wxid_bench_op_{i}"),
+                ad_wechat_lei: 0,
+                ad_staff_code: None,
+                ad_wechat_addtime: "2024-01-01 09:00:00".into(),
+            }],
+            fans: (0..args.fans_per_merchant)
+                .map(|f| ImpFan {
+                    ad_friend_wenober: format!("wxid_bench_fan_{f}"),
+                    ad_friend_uwenober: String::new(),
+                    ad_friend_name: format!("粉丝{f}"),
+                    ad_friend_photo: String::new(),
+                    ad_wechat_id: wechat_id,
+                    ad_staff_code: None,
+                    ad_relation_scene: 30,
+                    ad_relation_state: 0,
+                    ad_relation_isflock: 0,
+                    ad_friend_addtime: "2024-01-02 09:00:00".into(),
+                    ad_bind_time: None,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        store
+            .tenant(m)
+            .import(&file, off, &|_| {})
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut batch = Vec::with_capacity(5000);
+        for c in 0..per_merchant {
+            let issend = i64::from(rng.gen_bool(0.5));
+            batch.push(NewChat {
+                wechat_id,
+                talker: format!(
+                    "wxid_bench_fan_{}",
+                    rng.gen_range(0..args.fans_per_merchant)
+                ),
+                issend,
+                msg_type: 1,
+                content: TEXTS[rng.gen_range(0..TEXTS.len())].to_owned(),
+                resvred: None,
+                sermsgid: format!("{}{:012}", 7_000_000 + i, c),
+                chat_time: base_time + c as i64 * 7,
+                staff_code: None,
+                voice_txt: None,
+                expand: String::new(),
+            });
+            if batch.len() == 5000 {
+                store.tenant(m).insert_chats(&batch).await?;
+                bar.inc(batch.len() as u64);
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            store.tenant(m).insert_chats(&batch).await?;
+            bar.inc(batch.len() as u64);
+        }
+        ids.push(m);
+    }
+    bar.finish_and_clear();
+    Ok((ids, Some(started.elapsed().as_secs_f64())))
+}
+
+async fn count_chats(store: &Store) -> anyhow::Result<i64> {
+    Ok(crate::store::Sql::new("SELECT COUNT(*) FROM chats")
+        .scalar(store.read_pool())
+        .await?)
+}
+
+fn rss_mb(field: &str) -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+async fn getchat(args: GetchatArgs, cfg: Config) -> anyhow::Result<()> {
+    if args.merchants == 0 || args.fans_per_merchant == 0 {
+        anyhow::bail!("--merchants and --fans-per-merchant must be at least 1");
+    }
+    let store = Store::open(&cfg.database_url, cfg.db_max_connections).await?;
+    let (merchants, load_seconds) = ensure_data(&store, &cfg, &args).await?;
+    let chats = count_chats(&store).await?;
+    eprintln!(
+        "store: {chats} chats across {} merchants ({:?})",
+        merchants.len(),
+        store.backend()
+    );
+
+    // Pick cursors that land inside real conversations, so each request returns a full page.
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut cursors = Vec::new();
+    for _ in 0..2000 {
+        let m = merchants[rng.gen_range(0..merchants.len())];
+        let wechat_id = 100_000 + (m.get() - merchants[0].get());
+        let fan = format!(
+            "wxid_bench_fan_{}",
+            rng.gen_range(0..args.fans_per_merchant)
+        );
+        let f = ChatFilter {
+            wechat_id,
+            fans_key: fan.clone(),
+            ..Default::default()
+        };
+        let (rows, _) = store
+            .tenant(m)
+            .chats_page(
+                &f,
+                Page {
+                    index: 1,
+                    size: 1000,
+                },
+            )
+            .await?;
+        let usable = rows.len().saturating_sub(args.page_size as usize);
+        let min = if usable == 0 {
+            0
+        } else {
+            rows[rng.gen_range(0..usable)].ad_chatting_id
+        };
+        cursors.push((m, wechat_id, fan, min));
+    }
+
+    let app = Application::with_store(cfg, store.clone()).await?;
+    let base = format!("http://{}", app.local_addr());
+    let token = app.shutdown_token();
+    let server = tokio::spawn(app.run());
+
+    let client = reqwest::Client::new();
+    let mut tokens = std::collections::HashMap::new();
+    for &m in &merchants {
+        let creds = store.admin().add_merchant_client(m).await?;
+        let resp: serde_json::Value = client
+            .post(format!("{base}/connect/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "Ls.Qkl.PublicApi"),
+                ("client_id", &creds.client_id),
+                ("client_secret", &creds.client_secret),
+            ])
+            .send()
+            .await?
+            .json()
+            .await?;
+        tokens.insert(
+            m,
+            resp["access_token"]
+                .as_str()
+                .context("no token")?
+                .to_owned(),
+        );
+    }
+    let targets: Vec<Target> = cursors
+        .iter()
+        .map(|(m, w, fan, min)| Target {
+            token: tokens[m].clone(),
+            body: serde_json::json!({"wechatId": w, "fansKey": fan, "minChattingId": min, "pageSize": args.page_size.to_string(), "pageIndex": "1"}).to_string(),
+        })
+        .collect();
+    let targets = Arc::new(targets);
+    let url = format!("{base}/v2/ChatMess/GetChat");
+    let warmup = Duration::from_secs(3);
+    let duration = Duration::from_secs(args.seconds);
+
+    eprintln!(
+        "closed loop: {} clients for {} s …",
+        args.concurrency, args.seconds
+    );
+    let closed = loadgen::run(
+        &LoadPlan {
+            url: url.clone(),
+            mode: Mode::ClosedLoop {
+                concurrency: args.concurrency,
+            },
+            duration,
+            warmup,
+        },
+        targets.clone(),
+    )
+    .await?;
+    eprintln!("  {}", closed.summary_line());
+    eprintln!(
+        "fixed rate: {} requests/s for {} s …",
+        args.rate, args.seconds
+    );
+    let fixed = loadgen::run(
+        &LoadPlan {
+            url,
+            mode: Mode::FixedRate {
+                rate: args.rate,
+                max_in_flight: 256,
+            },
+            duration,
+            warmup,
+        },
+        targets,
+    )
+    .await?;
+    eprintln!("  {}", fixed.summary_line());
+
+    let report = BenchReport {
+        backend: format!("{:?}", store.backend()).to_lowercase(),
+        merchants: merchants.len(),
+        chats,
+        load_seconds,
+        closed_loop: closed,
+        closed_loop_concurrency: args.concurrency,
+        fixed_rate: fixed,
+        fixed_rate_target: args.rate,
+        rss_mb: rss_mb("VmRSS:"),
+        peak_rss_mb: rss_mb("VmHWM:"),
+    };
+    token.cancel();
+    let _ = server.await;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

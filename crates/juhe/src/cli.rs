@@ -1,0 +1,371 @@
+//! The `juhe` command line. Commands print machine-readable JSON on stdout and logs on
+//! stderr, so they compose in scripts.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{init_logging, shutdown_signal, Application};
+use crate::config::{Config, LogFormat, Overrides, DEFAULT_CONFIG};
+use crate::store::import::{ImportError, ImportFile, ImportSummary};
+use crate::store::{MerchantId, Store};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "juhe",
+    version,
+    about = "Juhe (聚合): self-hosted 友米聚合 open API server"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Configuration file (TOML); see `juhe default-config`.
+    #[arg(long, global = true, env = "JUHE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… (overrides JUHE_DATABASE_URL).
+    #[arg(long, global = true)]
+    pub database: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the API server.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:5001).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print a commented default configuration file.
+    DefaultConfig,
+    /// Manage merchants (租户).
+    #[command(subcommand)]
+    Merchant(MerchantCmd),
+    /// Manage agents (代理商).
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// Import a merchant's organisation and history from a JSON file (the fixture format).
+    Import {
+        #[arg(long)]
+        merchant: i64,
+        file: PathBuf,
+    },
+    /// Start a server on SQLite with a generated demo merchant, and print how to call it.
+    Demo {
+        /// Address to listen on (default 127.0.0.1:5001).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Seed of the generated data set.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MerchantCmd {
+    /// Create a merchant; prints {"merchantId","clientId","clientSecret"}.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List merchants.
+    List,
+    /// Revoke every access token of a merchant, effective at once.
+    RevokeTokens {
+        #[arg(long)]
+        merchant: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCmd {
+    /// Create an agent; prints {"agentId","clientId","clientSecret"}.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Let an agent act for a merchant (with the TenantId header).
+    Link {
+        #[arg(long)]
+        agent: i64,
+        #[arg(long)]
+        merchant: i64,
+    },
+    /// Revoke every access token of an agent.
+    RevokeTokens {
+        #[arg(long)]
+        agent: i64,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(g: &Global, listen: Option<String>) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        listen,
+        database_url: g.database.clone(),
+        log_format: g.log_format.as_deref().map(|f| {
+            if f == "json" {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            }
+        }),
+    };
+    Config::load(g.config.as_deref(), &overrides)
+}
+
+async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    Store::open(&cfg.database_url, cfg.db_max_connections).await
+}
+
+async fn merchant(store: &Store, id: i64) -> anyhow::Result<MerchantId> {
+    store
+        .admin()
+        .merchant(id)
+        .await?
+        .with_context(|| format!("no merchant {id} (see `juhe merchant list`)"))
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::DefaultConfig = cli.command {
+        print!("{DEFAULT_CONFIG}");
+        return Ok(());
+    }
+    let listen = match &cli.command {
+        Command::Serve { listen } | Command::Demo { listen, .. } => listen.clone(),
+        _ => None,
+    };
+    let mut cfg = load_config(&cli.global, listen)?;
+    if let Command::Demo { .. } = cli.command {
+        // The demo has its own database unless one is chosen explicitly.
+        if cli.global.database.is_none() && std::env::var_os("JUHE_DATABASE_URL").is_none() {
+            cfg.database_url = "sqlite://data/demo.db".into();
+        }
+    }
+    init_logging(cfg.log_format, &cfg.log_filter);
+    match cli.command {
+        Command::DefaultConfig => unreachable!("handled above"),
+        Command::Serve { .. } => serve(cfg).await,
+        Command::Migrate => {
+            let store = open_store(&cfg).await?;
+            store.close().await;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Merchant(cmd) => {
+            let store = open_store(&cfg).await?;
+            let admin = store.admin();
+            match cmd {
+                MerchantCmd::Create { name } => {
+                    if name.trim().is_empty() {
+                        bail!("--name must not be empty");
+                    }
+                    print_json(&admin.create_merchant(name.trim()).await?)?
+                }
+                MerchantCmd::List => print_json(&admin.list_merchants().await?)?,
+                MerchantCmd::RevokeTokens { merchant: id } => {
+                    let m = merchant(&store, id).await?;
+                    let n = admin.revoke_merchant_tokens(m).await?;
+                    print_json(&serde_json::json!({"merchantId": id, "revokedTokens": n}))?
+                }
+            }
+            store.close().await;
+            Ok(())
+        }
+        Command::Agent(cmd) => {
+            let store = open_store(&cfg).await?;
+            let admin = store.admin();
+            match cmd {
+                AgentCmd::Create { name } => {
+                    if name.trim().is_empty() {
+                        bail!("--name must not be empty");
+                    }
+                    print_json(&admin.create_agent(name.trim()).await?)?
+                }
+                AgentCmd::Link {
+                    agent,
+                    merchant: id,
+                } => {
+                    if !admin.agent_exists(agent).await? {
+                        bail!("no agent {agent}");
+                    }
+                    let m = merchant(&store, id).await?;
+                    admin.link_agent(agent, m).await?;
+                    print_json(
+                        &serde_json::json!({"agentId": agent, "merchantId": id, "linked": true}),
+                    )?
+                }
+                AgentCmd::RevokeTokens { agent } => {
+                    let n = admin.revoke_agent_tokens(agent).await?;
+                    print_json(&serde_json::json!({"agentId": agent, "revokedTokens": n}))?
+                }
+            }
+            store.close().await;
+            Ok(())
+        }
+        Command::Import { merchant: id, file } => {
+            let store = open_store(&cfg).await?;
+            let m = merchant(&store, id).await?;
+            let data = read_import_file(&file)?;
+            let summary = import_with_progress(&store, m, &data, cfg.offset()?).await?;
+            print_json(&summary)?;
+            store.close().await;
+            Ok(())
+        }
+        Command::Demo { seed, .. } => demo(cfg, seed).await,
+        Command::Bench(cmd) => crate::bench::run(cmd, cfg).await,
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let app = Application::build(cfg).await?;
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        token.cancel();
+    });
+    app.run().await
+}
+
+/// Parses an import file, naming the bad record on failure (e.g. `chats[12].ad_chatting_issend`).
+pub fn read_import_file(path: &Path) -> anyhow::Result<ImportFile> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_import(&bytes).with_context(|| format!("in {}", path.display()))
+}
+
+pub fn parse_import(bytes: &[u8]) -> anyhow::Result<ImportFile> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| anyhow::anyhow!("record {}: {}", e.path(), e.inner()))
+}
+
+/// Imports with a progress bar on stderr when it is a terminal and the file is large.
+pub async fn import_with_progress(
+    store: &Store,
+    m: MerchantId,
+    data: &ImportFile,
+    offset: chrono::FixedOffset,
+) -> anyhow::Result<ImportSummary> {
+    let total = data.total_records();
+    let bar = if total >= 2000 && std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} importing [{bar:40}] {pos}/{len} records ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let progress = |n: u64| bar.inc(n);
+    let r = store.tenant(m).import(data, offset, &progress).await;
+    bar.finish_and_clear();
+    match r {
+        Ok(s) => Ok(s),
+        Err(ImportError::Invalid(msg)) => bail!("nothing was imported: {msg}"),
+        Err(ImportError::Db(e)) => {
+            Err(anyhow::Error::new(e).context("nothing was imported: database error"))
+        }
+    }
+}
+
+const DEMO_MERCHANT: &str = "演示商户 Demo";
+
+async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
+    let store = open_store(&cfg).await?;
+    let admin = store.admin();
+    let existing = admin
+        .list_merchants()
+        .await?
+        .into_iter()
+        .find(|m| m.name == DEMO_MERCHANT);
+    let creds = match existing {
+        Some(row) => {
+            admin
+                .add_merchant_client(merchant(&store, row.id).await?)
+                .await?
+        }
+        None => admin.create_merchant(DEMO_MERCHANT).await?,
+    };
+    let m = merchant(&store, creds.merchant_id).await?;
+    let value = crate::demo_data::generate(seed, crate::demo_data::DemoScale::demo());
+    let data: ImportFile =
+        serde_json::from_value(value).context("demo data does not match the import format")?;
+    let summary = import_with_progress(&store, m, &data, cfg.offset()?).await?;
+    let (wechat_id, fans_key) = data
+        .chats
+        .first()
+        .map(|c| (c.ad_wechat_id, c.ad_chatting_talter.clone()))
+        .unwrap_or_default();
+    let app = Application::with_store(cfg, store).await?;
+    let addr = app.local_addr();
+    let base = format!("http://{addr}");
+    println!("Juhe demo is running on {base} (SQLite). Ctrl-C stops it.");
+    println!();
+    println!("Imported: {}", serde_json::to_string(&summary)?);
+    println!();
+    println!("Demo merchant credentials:");
+    println!("{}", serde_json::to_string_pretty(&creds)?);
+    println!();
+    println!("Get a token:");
+    println!(
+        "  TOKEN=$(curl -s {base}/connect/token -d grant_type=client_credentials -d scope=Ls.Qkl.PublicApi -d client_id={} -d client_secret={} | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')",
+        creds.client_id, creds.client_secret
+    );
+    println!();
+    println!("Read a conversation:");
+    println!(
+        "  curl -s {base}/v2/ChatMess/GetChat -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"wechatId\": {wechat_id}, \"fansKey\": \"{fans_key}\", \"minChattingId\": 0, \"pageSize\": \"20\", \"pageIndex\": \"1\"}}'"
+    );
+    println!();
+    println!("API reference: {base}/docs   OpenAPI: {base}/openapi.json   Metrics: {base}/metrics");
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        token.cancel();
+    });
+    app.run().await
+}

@@ -1,0 +1,141 @@
+//! Fans (粉丝): a customer as seen by one operating account. The same WeChat user added
+//! by two accounts is two fans, keyed by (operating account, original WeChat id).
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{like_pattern, trim_page, Page, Sql, Tenant};
+use crate::timefmt::LocalTime;
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
+pub struct Fan {
+    /// Fan record id (unique within the merchant).
+    pub ad_friend_id: i64,
+    /// The fan's original WeChat id (wxid); this is `fansKey` elsewhere.
+    pub ad_friend_wenober: String,
+    /// The fan's user-visible WeChat id (微信号); may be empty.
+    pub ad_friend_uwenober: String,
+    /// Nickname.
+    pub ad_friend_name: String,
+    /// Avatar URL; may be empty.
+    pub ad_friend_photo: String,
+    /// Operating account the fan belongs to.
+    pub ad_wechat_id: i64,
+    /// That account's WeChat id.
+    pub ad_wechat_nober: String,
+    /// 0 personal WeChat, 3 WeCom.
+    pub ad_wechat_lei: i64,
+    /// Owning staff member, if assigned.
+    pub ad_staff_code: Option<String>,
+    /// How the fan was added (see the 来源 table in docs/api.md).
+    pub ad_relation_scene: i64,
+    /// 0 valid, 1 deleted by us, 4 deleted by them, 5 blocked by us, 6 blocked by them.
+    pub ad_relation_state: i64,
+    /// 0 friend, 1 group, 2 WeCom individual, 3 WeCom group.
+    pub ad_relation_isflock: i64,
+    /// When the fan was added.
+    pub ad_friend_addtime: LocalTime,
+    /// When the fan was bound to its staff member.
+    pub ad_bind_time: Option<LocalTime>,
+    /// Time of the last chat message with this fan.
+    pub ad_updatechatting_time: Option<LocalTime>,
+    /// When this record last changed (what `minUpdateTime` filters on).
+    pub ad_relation_updatetime: LocalTime,
+}
+
+/// Filters shared by GetFansList and GetFansCount. Times are Unix seconds, inclusive.
+#[derive(Debug, Clone, Default)]
+pub struct FanFilter {
+    pub wechat_id: Option<i64>,
+    pub wechat_key: Option<String>,
+    pub fans_key: Option<String>,
+    pub fans_name: Option<String>,
+    pub add_start: Option<i64>,
+    pub add_end: Option<i64>,
+    pub bind_start: Option<i64>,
+    pub bind_end: Option<i64>,
+    pub last_chat_start: Option<i64>,
+    pub last_chat_end: Option<i64>,
+    pub staff_code: Option<String>,
+    pub min_update_time: Option<i64>,
+    pub relation_type: Option<i64>,
+    pub relation_state: Option<i64>,
+    pub wechat_type: Option<i64>,
+}
+
+const FAN_COLUMNS: &str = "SELECT f.fan_id AS ad_friend_id, f.wenober AS ad_friend_wenober, f.uwenober AS ad_friend_uwenober, \
+     f.name AS ad_friend_name, f.photo AS ad_friend_photo, f.wechat_id AS ad_wechat_id, \
+     COALESCE(w.wechat_nober, '') AS ad_wechat_nober, COALESCE(w.wechat_lei, 0) AS ad_wechat_lei, f.staff_code AS ad_staff_code, \
+     f.relation_scene AS ad_relation_scene, f.relation_state AS ad_relation_state, f.relation_isflock AS ad_relation_isflock, \
+     f.addtime AS ad_friend_addtime, f.bind_time AS ad_bind_time, f.last_chat_time AS ad_updatechatting_time, \
+     f.updated_at AS ad_relation_updatetime";
+
+fn range(q: &mut Sql, col: &str, start: Option<i64>, end: Option<i64>) {
+    if let Some(s) = start {
+        q.push(" AND ").push(col).push(" >= ").bind(s);
+    }
+    if let Some(e) = end {
+        q.push(" AND ").push(col).push(" <= ").bind(e);
+    }
+}
+
+impl Tenant<'_> {
+    fn push_fan_filter(&self, q: &mut Sql, f: &FanFilter) {
+        q.push(" FROM fans f LEFT JOIN wechats w ON w.merchant_id = f.merchant_id AND w.wechat_id = f.wechat_id WHERE f.merchant_id = ");
+        q.bind(self.m.get());
+        if let Some(v) = f.wechat_id {
+            q.push(" AND f.wechat_id = ").bind(v);
+        }
+        if let Some(k) = &f.wechat_key {
+            q.push(" AND (w.original_nober = ")
+                .bind(k.clone())
+                .push(" OR w.wechat_nober = ")
+                .bind(k.clone())
+                .push(")");
+        }
+        if let Some(k) = &f.fans_key {
+            q.push(" AND f.wenober = ").bind(k.clone());
+        }
+        if let Some(n) = &f.fans_name {
+            q.push(" AND LOWER(f.name) LIKE LOWER(")
+                .bind(like_pattern(n))
+                .push(") ESCAPE '\\'");
+        }
+        range(q, "f.addtime", f.add_start, f.add_end);
+        range(q, "f.bind_time", f.bind_start, f.bind_end);
+        range(q, "f.last_chat_time", f.last_chat_start, f.last_chat_end);
+        if let Some(s) = &f.staff_code {
+            q.push(" AND f.staff_code = ").bind(s.clone());
+        }
+        if let Some(t) = f.min_update_time {
+            q.push(" AND f.updated_at > ").bind(t);
+        }
+        if let Some(t) = f.relation_type {
+            q.push(" AND f.relation_isflock = ").bind(t);
+        }
+        if let Some(s) = f.relation_state {
+            q.push(" AND f.relation_state = ").bind(s);
+        }
+        if let Some(t) = f.wechat_type {
+            q.push(" AND w.wechat_lei = ").bind(t);
+        }
+    }
+
+    pub async fn fans_page(
+        &self,
+        f: &FanFilter,
+        page: Page,
+    ) -> Result<(Vec<Fan>, bool), sqlx::Error> {
+        let mut q = Sql::new(FAN_COLUMNS);
+        self.push_fan_filter(&mut q, f);
+        q.push(" ORDER BY f.fan_id");
+        page.push_limit(&mut q);
+        Ok(trim_page(q.fetch_all(self.store.read_pool()).await?, page))
+    }
+
+    pub async fn fans_count(&self, f: &FanFilter) -> Result<i64, sqlx::Error> {
+        let mut q = Sql::new("SELECT COUNT(*)");
+        self.push_fan_filter(&mut q, f);
+        q.scalar(self.store.read_pool()).await
+    }
+}

@@ -1,0 +1,574 @@
+//! Ads (广告), to-dos (待办), RPA bulk-send tasks (群发) and call recordings (音频存档).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::idempotency::Tx;
+use super::{like_pattern, now, take_ids, trim_page, Page, Sql, Tenant};
+use crate::timefmt::LocalTime;
+
+// ---------------------------------------------------------------- ads
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Ad {
+    /// Ad record id.
+    pub id: i64,
+    /// 广告编号.
+    pub code: String,
+    pub name: String,
+    /// Spend.
+    pub costs: f64,
+    /// 0 offline, 1 online.
+    pub state: i64,
+    /// 0 self-built, 1 企客宝.
+    pub build_type: i64,
+    pub create_time: LocalTime,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AdFilter {
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub min_costs: Option<f64>,
+    pub max_costs: Option<f64>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub state: Option<i64>,
+    pub build_type: Option<i64>,
+}
+
+// ---------------------------------------------------------------- to-dos
+
+/// A to-do as the API accepts it (AddRecord / AddRecordNew).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NewTodo {
+    pub weixin: String,
+    pub from_type: i64,
+    pub sff_id: Option<String>,
+    pub remind_title: String,
+    pub content: String,
+    pub remind_time: i64,
+    pub is_always: i64,
+    pub recipients: Vec<String>,
+    pub wechat_id: i64,
+    pub level_color: Option<String>,
+    pub level_name: Option<String>,
+    pub event_type: Option<i64>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct TodoRow {
+    todo_id: i64,
+    weixin: String,
+    from_type: i64,
+    sff_id: Option<String>,
+    remind_title: String,
+    content: String,
+    remind_time: i64,
+    is_always: i64,
+    recipients: String,
+    wechat_id: i64,
+    wechat_nober: Option<String>,
+    level_color: Option<String>,
+    level_name: Option<String>,
+    event_type: Option<i64>,
+    state: i64,
+    created_at: i64,
+}
+
+/// A to-do as the list returns it; field names follow AddRecordNew's request.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[allow(non_snake_case)]
+pub struct Todo {
+    /// The to-do's id (what AddRecordNew returns).
+    pub Id: i64,
+    pub Weixin: String,
+    pub From: i64,
+    pub SffId: Option<String>,
+    pub RemindTitle: String,
+    pub FollowupsiTuation: String,
+    pub RemindTime: LocalTime,
+    pub IsAlways: i64,
+    pub Recipient: Vec<String>,
+    pub AdWecharId: i64,
+    /// WeChat id of the operating account.
+    pub wechatNober: String,
+    pub LevelColor: Option<String>,
+    pub LevelName: Option<String>,
+    pub EventType: Option<i64>,
+    /// 0 unprocessed, 1 processed.
+    pub usersate: i64,
+    pub CreateTime: LocalTime,
+}
+
+impl From<TodoRow> for Todo {
+    fn from(r: TodoRow) -> Self {
+        Todo {
+            Id: r.todo_id,
+            Weixin: r.weixin,
+            From: r.from_type,
+            SffId: r.sff_id,
+            RemindTitle: r.remind_title,
+            FollowupsiTuation: r.content,
+            RemindTime: LocalTime(r.remind_time),
+            IsAlways: r.is_always,
+            Recipient: serde_json::from_str(&r.recipients).unwrap_or_default(),
+            AdWecharId: r.wechat_id,
+            wechatNober: r.wechat_nober.unwrap_or_default(),
+            LevelColor: r.level_color,
+            LevelName: r.level_name,
+            EventType: r.event_type,
+            usersate: r.state,
+            CreateTime: LocalTime(r.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TodoFilter {
+    pub created_start: Option<i64>,
+    pub created_end: Option<i64>,
+    pub remind_start: Option<i64>,
+    pub remind_end: Option<i64>,
+    pub create_staff: Option<String>,
+    pub remind_staff: Vec<String>,
+    pub wechat_id: Option<i64>,
+    pub wechat_nober: Option<String>,
+    pub state: Option<i64>,
+}
+
+// ---------------------------------------------------------------- bulk send
+
+/// A bulk-send task as stored. `task_content` is the item array, kept as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BulkSendTask {
+    pub task_name: String,
+    pub wechat_ids: Vec<i64>,
+    pub fans_keys: Vec<String>,
+    pub task_content: serde_json::Value,
+    pub send_time: Option<i64>,
+    pub interval_seconds: i64,
+    pub staff_code: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct BulkRow {
+    task_id: i64,
+    task_name: String,
+    wechat_ids: String,
+    fans_keys: String,
+    task_content: String,
+    send_time: Option<i64>,
+    interval_seconds: i64,
+    staff_code: Option<String>,
+    state: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct BulkSendTaskOut {
+    pub ad_bulk_send_id: i64,
+    pub task_name: String,
+    pub wechat_ids: Vec<i64>,
+    pub fans_keys: Vec<String>,
+    /// The content items, `[{"type": "0", "data": {...}}, ...]`.
+    #[schema(value_type = Vec<Object>)]
+    pub task_content: serde_json::Value,
+    pub send_time: Option<LocalTime>,
+    pub interval_seconds: i64,
+    pub staff_code: Option<String>,
+    /// 0 saved (waiting), 1 running, 2 finished, 3 cancelled. Only 0 exists until the
+    /// assistant gateway executes tasks.
+    pub state: i64,
+    pub create_time: LocalTime,
+    pub update_time: LocalTime,
+}
+
+impl From<BulkRow> for BulkSendTaskOut {
+    fn from(r: BulkRow) -> Self {
+        BulkSendTaskOut {
+            ad_bulk_send_id: r.task_id,
+            task_name: r.task_name,
+            wechat_ids: serde_json::from_str(&r.wechat_ids).unwrap_or_default(),
+            fans_keys: serde_json::from_str(&r.fans_keys).unwrap_or_default(),
+            task_content: serde_json::from_str(&r.task_content).unwrap_or(serde_json::Value::Null),
+            send_time: r.send_time.map(LocalTime),
+            interval_seconds: r.interval_seconds,
+            staff_code: r.staff_code,
+            state: r.state,
+            create_time: LocalTime(r.created_at),
+            update_time: LocalTime(r.updated_at),
+        }
+    }
+}
+
+/// Outcome of deleting a bulk-send task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Now,
+    Already,
+    Missing,
+}
+
+// ---------------------------------------------------------------- meeting calls
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
+pub struct MeetingCall {
+    pub id: i64,
+    /// `meeting_voice_call` (WeCom session archive) or `voip_voice` (VoIP recording).
+    pub msg_type: String,
+    pub ad_wechat_id: i64,
+    pub ad_wechat_nober: String,
+    pub ad_wechat_nick: String,
+    pub ad_staff_code: String,
+    /// The fan's original WeChat id.
+    pub fans_key: String,
+    pub start_time: LocalTime,
+    pub end_time: LocalTime,
+    /// Seconds.
+    pub duration: i64,
+    /// Where the recording can be downloaded.
+    pub voice_url: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MeetingCallFilter {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub wechat_nober: Option<String>,
+    pub wechat_nick: Option<String>,
+    pub staff_code: Option<String>,
+    pub msg_type: Option<String>,
+    pub wechat_lei: Option<i64>,
+    pub wechat_id: Option<i64>,
+    pub fans_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct NewMeetingCall {
+    pub msg_type: String,
+    pub wechat_id: i64,
+    pub staff_code: String,
+    pub fans_key: String,
+    pub start_time: i64,
+    pub duration: i64,
+    pub voice_url: String,
+}
+
+impl Tenant<'_> {
+    // ------------------------------------------------------------ ads
+    fn push_ad_filter(&self, q: &mut Sql, f: &AdFilter) {
+        q.push(" FROM ads WHERE merchant_id = ").bind(self.m.get());
+        if let Some(c) = &f.code {
+            q.push(" AND code = ").bind(c.clone());
+        }
+        if let Some(n) = &f.name {
+            q.push(" AND LOWER(name) LIKE LOWER(")
+                .bind(like_pattern(n))
+                .push(") ESCAPE '\\'");
+        }
+        if let Some(v) = f.min_costs {
+            q.push(" AND costs >= ").bind(v);
+        }
+        if let Some(v) = f.max_costs {
+            q.push(" AND costs <= ").bind(v);
+        }
+        if let Some(v) = f.start {
+            q.push(" AND create_time >= ").bind(v);
+        }
+        if let Some(v) = f.end {
+            q.push(" AND create_time <= ").bind(v);
+        }
+        if let Some(v) = f.state {
+            q.push(" AND state = ").bind(v);
+        }
+        if let Some(v) = f.build_type {
+            q.push(" AND build_type = ").bind(v);
+        }
+    }
+
+    pub async fn ads_page(&self, f: &AdFilter, page: Page) -> Result<(Vec<Ad>, bool), sqlx::Error> {
+        let mut q =
+            Sql::new("SELECT ad_id AS id, code, name, costs, state, build_type, create_time");
+        self.push_ad_filter(&mut q, f);
+        q.push(" ORDER BY ad_id");
+        page.push_limit(&mut q);
+        Ok(trim_page(q.fetch_all(self.store.read_pool()).await?, page))
+    }
+
+    pub async fn ads_count(&self, f: &AdFilter) -> Result<i64, sqlx::Error> {
+        let mut q = Sql::new("SELECT COUNT(*)");
+        self.push_ad_filter(&mut q, f);
+        q.scalar(self.store.read_pool()).await
+    }
+
+    // ------------------------------------------------------------ to-dos
+    pub async fn add_todo(&self, tx: &mut Tx, t: &NewTodo) -> Result<i64, sqlx::Error> {
+        let id = take_ids(tx, self.m, "todo", 1).await?;
+        let mut q = Sql::new(
+            "INSERT INTO todos (merchant_id, todo_id, weixin, from_type, sff_id, remind_title, content, remind_time, is_always, recipients, wechat_id, level_color, level_name, event_type, state, created_at) VALUES (",
+        );
+        q.bind(self.m.get())
+            .push(", ")
+            .bind(id)
+            .push(", ")
+            .bind(t.weixin.clone())
+            .push(", ")
+            .bind(t.from_type)
+            .push(", ")
+            .bind(t.sff_id.clone());
+        q.push(", ")
+            .bind(t.remind_title.clone())
+            .push(", ")
+            .bind(t.content.clone())
+            .push(", ")
+            .bind(t.remind_time)
+            .push(", ")
+            .bind(t.is_always);
+        q.push(", ")
+            .bind(serde_json::to_string(&t.recipients).unwrap_or_else(|_| "[]".into()))
+            .push(", ")
+            .bind(t.wechat_id);
+        q.push(", ")
+            .bind(t.level_color.clone())
+            .push(", ")
+            .bind(t.level_name.clone())
+            .push(", ")
+            .bind(t.event_type)
+            .push(", 0, ")
+            .bind(now())
+            .push(")");
+        q.execute(&mut **tx).await?;
+        Ok(id)
+    }
+
+    fn push_todo_filter(&self, q: &mut Sql, f: &TodoFilter) {
+        q.push(" FROM todos t LEFT JOIN wechats w ON w.merchant_id = t.merchant_id AND w.wechat_id = t.wechat_id WHERE t.merchant_id = ").bind(self.m.get());
+        let ranges = [
+            ("t.created_at", f.created_start, f.created_end),
+            ("t.remind_time", f.remind_start, f.remind_end),
+        ];
+        for (col, s, e) in ranges {
+            if let Some(s) = s {
+                q.push(" AND ").push(col).push(" >= ").bind(s);
+            }
+            if let Some(e) = e {
+                q.push(" AND ").push(col).push(" <= ").bind(e);
+            }
+        }
+        if let Some(s) = &f.create_staff {
+            q.push(" AND t.sff_id = ").bind(s.clone());
+        }
+        if !f.remind_staff.is_empty() {
+            // Recipients are stored as a JSON array of strings; match any of the wanted ones.
+            q.push(" AND (");
+            for (i, s) in f.remind_staff.iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                let needle = serde_json::to_string(s).unwrap_or_default();
+                q.push("t.recipients LIKE ")
+                    .bind(like_pattern(&needle))
+                    .push(" ESCAPE '\\'");
+            }
+            q.push(")");
+        }
+        if let Some(w) = f.wechat_id {
+            q.push(" AND t.wechat_id = ").bind(w);
+        }
+        if let Some(n) = &f.wechat_nober {
+            q.push(" AND w.wechat_nober = ").bind(n.clone());
+        }
+        if let Some(s) = f.state {
+            q.push(" AND t.state = ").bind(s);
+        }
+    }
+
+    pub async fn todos_page(
+        &self,
+        f: &TodoFilter,
+        page: Page,
+    ) -> Result<(Vec<Todo>, bool), sqlx::Error> {
+        let mut q = Sql::new(
+            "SELECT t.todo_id, t.weixin, t.from_type, t.sff_id, t.remind_title, t.content, t.remind_time, t.is_always, t.recipients, \
+             t.wechat_id, w.wechat_nober, t.level_color, t.level_name, t.event_type, t.state, t.created_at",
+        );
+        self.push_todo_filter(&mut q, f);
+        q.push(" ORDER BY t.todo_id");
+        page.push_limit(&mut q);
+        let rows: Vec<TodoRow> = q.fetch_all(self.store.read_pool()).await?;
+        let (rows, more) = trim_page(rows, page);
+        Ok((rows.into_iter().map(Todo::from).collect(), more))
+    }
+
+    pub async fn todos_count(&self, f: &TodoFilter) -> Result<i64, sqlx::Error> {
+        let mut q = Sql::new("SELECT COUNT(*)");
+        self.push_todo_filter(&mut q, f);
+        q.scalar(self.store.read_pool()).await
+    }
+
+    // ------------------------------------------------------------ bulk send
+    /// Creates a task, or replaces the task `id` when given. `Ok(None)`: no such task.
+    pub async fn save_bulk_send(
+        &self,
+        tx: &mut Tx,
+        id: Option<i64>,
+        t: &BulkSendTask,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let wechat_ids = serde_json::to_string(&t.wechat_ids).unwrap_or_else(|_| "[]".into());
+        let fans_keys = serde_json::to_string(&t.fans_keys).unwrap_or_else(|_| "[]".into());
+        let content = t.task_content.to_string();
+        let ts = now();
+        match id {
+            Some(id) => {
+                let mut q = Sql::new("UPDATE bulk_send_tasks SET task_name = ");
+                q.bind(t.task_name.clone())
+                    .push(", wechat_ids = ")
+                    .bind(wechat_ids)
+                    .push(", fans_keys = ")
+                    .bind(fans_keys);
+                q.push(", task_content = ")
+                    .bind(content)
+                    .push(", send_time = ")
+                    .bind(t.send_time)
+                    .push(", interval_seconds = ")
+                    .bind(t.interval_seconds);
+                q.push(", staff_code = ")
+                    .bind(t.staff_code.clone())
+                    .push(", updated_at = ")
+                    .bind(ts);
+                q.push(" WHERE merchant_id = ")
+                    .bind(self.m.get())
+                    .push(" AND task_id = ")
+                    .bind(id)
+                    .push(" AND deleted_at IS NULL");
+                let n = q.execute(&mut **tx).await?;
+                Ok((n > 0).then_some(id))
+            }
+            None => {
+                let id = take_ids(tx, self.m, "bulk_send", 1).await?;
+                let mut q = Sql::new(
+                    "INSERT INTO bulk_send_tasks (merchant_id, task_id, task_name, wechat_ids, fans_keys, task_content, send_time, interval_seconds, staff_code, state, created_at, updated_at) VALUES (",
+                );
+                q.bind(self.m.get())
+                    .push(", ")
+                    .bind(id)
+                    .push(", ")
+                    .bind(t.task_name.clone())
+                    .push(", ")
+                    .bind(wechat_ids)
+                    .push(", ")
+                    .bind(fans_keys);
+                q.push(", ")
+                    .bind(content)
+                    .push(", ")
+                    .bind(t.send_time)
+                    .push(", ")
+                    .bind(t.interval_seconds)
+                    .push(", ")
+                    .bind(t.staff_code.clone());
+                q.push(", 0, ").bind(ts).push(", ").bind(ts).push(")");
+                q.execute(&mut **tx).await?;
+                Ok(Some(id))
+            }
+        }
+    }
+
+    pub async fn bulk_send(&self, id: i64) -> Result<Option<BulkSendTaskOut>, sqlx::Error> {
+        let mut q = Sql::new(
+            "SELECT task_id, task_name, wechat_ids, fans_keys, task_content, send_time, interval_seconds, staff_code, state, created_at, updated_at \
+             FROM bulk_send_tasks WHERE merchant_id = ",
+        );
+        q.bind(self.m.get())
+            .push(" AND task_id = ")
+            .bind(id)
+            .push(" AND deleted_at IS NULL");
+        let row: Option<BulkRow> = q.fetch_optional(self.store.read_pool()).await?;
+        Ok(row.map(BulkSendTaskOut::from))
+    }
+
+    /// Soft-deletes a task, so that a repeated delete can answer "already deleted".
+    pub async fn delete_bulk_send(&self, id: i64) -> Result<Deleted, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let mut q = Sql::new("UPDATE bulk_send_tasks SET deleted_at = ");
+        q.bind(now())
+            .push(" WHERE merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND task_id = ")
+            .bind(id)
+            .push(" AND deleted_at IS NULL");
+        let n = q.execute(&mut *tx).await?;
+        let out = if n > 0 {
+            Deleted::Now
+        } else {
+            let mut q = Sql::new("SELECT COUNT(*) FROM bulk_send_tasks WHERE merchant_id = ");
+            q.bind(self.m.get()).push(" AND task_id = ").bind(id);
+            if q.scalar::<i64, _>(&mut *tx).await? > 0 {
+                Deleted::Already
+            } else {
+                Deleted::Missing
+            }
+        };
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------ meeting calls
+    fn push_call_filter(&self, q: &mut Sql, f: &MeetingCallFilter) {
+        q.push(" FROM meeting_calls c JOIN wechats w ON w.merchant_id = c.merchant_id AND w.wechat_id = c.wechat_id WHERE c.merchant_id = ").bind(self.m.get());
+        if let Some(s) = f.start {
+            q.push(" AND c.start_time >= ").bind(s);
+        }
+        if let Some(e) = f.end {
+            q.push(" AND c.start_time + c.duration <= ").bind(e);
+        }
+        if let Some(n) = &f.wechat_nober {
+            q.push(" AND LOWER(w.wechat_nober) LIKE LOWER(")
+                .bind(like_pattern(n))
+                .push(") ESCAPE '\\'");
+        }
+        if let Some(n) = &f.wechat_nick {
+            q.push(" AND LOWER(w.wechat_nick) LIKE LOWER(")
+                .bind(like_pattern(n))
+                .push(") ESCAPE '\\'");
+        }
+        if let Some(s) = &f.staff_code {
+            q.push(" AND c.staff_code = ").bind(s.clone());
+        }
+        if let Some(t) = &f.msg_type {
+            q.push(" AND c.msg_type = ").bind(t.clone());
+        }
+        if let Some(l) = f.wechat_lei {
+            q.push(" AND w.wechat_lei = ").bind(l);
+        }
+        if let Some(w) = f.wechat_id {
+            q.push(" AND c.wechat_id = ").bind(w);
+        }
+        if let Some(k) = &f.fans_key {
+            q.push(" AND c.fans_key = ").bind(k.clone());
+        }
+    }
+
+    pub async fn meeting_calls_page(
+        &self,
+        f: &MeetingCallFilter,
+        page: Page,
+    ) -> Result<(Vec<MeetingCall>, bool), sqlx::Error> {
+        let mut q = Sql::new(
+            "SELECT c.call_id AS id, c.msg_type, c.wechat_id AS ad_wechat_id, w.wechat_nober AS ad_wechat_nober, w.wechat_nick AS ad_wechat_nick, \
+             c.staff_code AS ad_staff_code, c.fans_key, c.start_time, c.start_time + c.duration AS end_time, c.duration, c.voice_url",
+        );
+        self.push_call_filter(&mut q, f);
+        q.push(" ORDER BY c.start_time DESC, c.call_id DESC");
+        page.push_limit(&mut q);
+        Ok(trim_page(q.fetch_all(self.store.read_pool()).await?, page))
+    }
+
+    pub async fn meeting_calls_count(&self, f: &MeetingCallFilter) -> Result<i64, sqlx::Error> {
+        let mut q = Sql::new("SELECT COUNT(*)");
+        self.push_call_filter(&mut q, f);
+        q.scalar(self.store.read_pool()).await
+    }
+}

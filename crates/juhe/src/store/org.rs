@@ -1,0 +1,205 @@
+//! Organisation: departments (部门), groups (组), staff (员工) and operating accounts (运营号).
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{like_pattern, trim_page, Page, Sql, Tenant};
+use crate::timefmt::LocalTime;
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
+pub struct Department {
+    /// Department id.
+    pub departid: i64,
+    /// Department name.
+    pub departname: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
+pub struct DepartGroup {
+    /// Group id.
+    pub departgroupid: i64,
+    /// Department the group belongs to.
+    pub departid: i64,
+    /// Group name.
+    pub departgroupname: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
+pub struct Staff {
+    /// Staff number (员工编号), the staff member's key everywhere in the API.
+    pub ad_staff_code: String,
+    pub ad_staff_name: String,
+    pub departid: i64,
+    /// Department name ("" when the department is unknown).
+    pub departname: String,
+    pub departgroupid: i64,
+    /// Group name ("" when the group is unknown).
+    pub departgroupname: String,
+    /// 0 = active, 1 = disabled.
+    pub ad_staff_state: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Wechat {
+    pub wechat_id: i64,
+    pub wechat_nober: String,
+    pub wechat_nick: String,
+    pub original_nober: String,
+    pub wechat_lei: i64,
+    pub staff_code: Option<String>,
+    pub addtime: LocalTime,
+}
+
+/// Filters of the staff list endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct StaffFilter {
+    pub depart_id: Option<i64>,
+    pub depart_group_id: Option<i64>,
+    /// Include disabled staff too.
+    pub include_disabled: bool,
+    pub staff_code: Option<String>,
+    pub staff_name: Option<String>,
+}
+
+const STAFF_FROM: &str = " FROM staff s \
+     LEFT JOIN departments d ON d.merchant_id = s.merchant_id AND d.departid = s.departid \
+     LEFT JOIN depart_groups g ON g.merchant_id = s.merchant_id AND g.departgroupid = s.departgroupid \
+     WHERE ";
+
+const STAFF_COLUMNS: &str = "SELECT s.staff_code AS ad_staff_code, s.staff_name AS ad_staff_name, s.departid, \
+     COALESCE(d.departname, '') AS departname, s.departgroupid, COALESCE(g.departgroupname, '') AS departgroupname, \
+     s.staff_state AS ad_staff_state";
+
+impl Tenant<'_> {
+    pub async fn departments(&self) -> Result<Vec<Department>, sqlx::Error> {
+        let mut q = Sql::new("SELECT departid, departname FROM departments WHERE merchant_id = ");
+        q.bind(self.m.get()).push(" ORDER BY departid");
+        q.fetch_all(self.store.read_pool()).await
+    }
+
+    pub async fn depart_groups(
+        &self,
+        depart_id: Option<i64>,
+    ) -> Result<Vec<DepartGroup>, sqlx::Error> {
+        let mut q = Sql::new("SELECT departgroupid, departid, departgroupname FROM depart_groups WHERE merchant_id = ");
+        q.bind(self.m.get());
+        if let Some(d) = depart_id {
+            q.push(" AND departid = ").bind(d);
+        }
+        q.push(" ORDER BY departgroupid");
+        q.fetch_all(self.store.read_pool()).await
+    }
+
+    /// The staff filter; shared by the list and its count so they always agree.
+    fn push_staff_filter(&self, q: &mut Sql, f: &StaffFilter) {
+        q.push(STAFF_FROM)
+            .push("s.merchant_id = ")
+            .bind(self.m.get());
+        if let Some(d) = f.depart_id {
+            q.push(" AND s.departid = ").bind(d);
+        }
+        if let Some(g) = f.depart_group_id {
+            q.push(" AND s.departgroupid = ").bind(g);
+        }
+        if !f.include_disabled {
+            q.push(" AND s.staff_state = 0");
+        }
+        if let Some(c) = &f.staff_code {
+            q.push(" AND s.staff_code = ").bind(c.clone());
+        }
+        if let Some(n) = &f.staff_name {
+            q.push(" AND LOWER(s.staff_name) LIKE LOWER(")
+                .bind(like_pattern(n))
+                .push(") ESCAPE '\\'");
+        }
+    }
+
+    /// Staff matching the filter, all of them (the documented endpoint has no paging).
+    pub async fn staff(&self, f: &StaffFilter) -> Result<Vec<Staff>, sqlx::Error> {
+        let mut q = Sql::new(STAFF_COLUMNS);
+        self.push_staff_filter(&mut q, f);
+        q.push(" ORDER BY s.staff_code");
+        q.fetch_all(self.store.read_pool()).await
+    }
+
+    /// One page of staff and whether more follow.
+    pub async fn staff_page(
+        &self,
+        f: &StaffFilter,
+        page: Page,
+    ) -> Result<(Vec<Staff>, bool), sqlx::Error> {
+        let mut q = Sql::new(STAFF_COLUMNS);
+        self.push_staff_filter(&mut q, f);
+        q.push(" ORDER BY s.staff_code");
+        page.push_limit(&mut q);
+        Ok(trim_page(q.fetch_all(self.store.read_pool()).await?, page))
+    }
+
+    pub async fn staff_count(&self, f: &StaffFilter) -> Result<i64, sqlx::Error> {
+        let mut q = Sql::new("SELECT COUNT(*)");
+        self.push_staff_filter(&mut q, f);
+        q.scalar(self.store.read_pool()).await
+    }
+
+    pub async fn wechat(&self, wechat_id: i64) -> Result<Option<Wechat>, sqlx::Error> {
+        let mut q = Sql::new("SELECT wechat_id, wechat_nober, wechat_nick, original_nober, wechat_lei, staff_code, addtime FROM wechats WHERE merchant_id = ");
+        q.bind(self.m.get())
+            .push(" AND wechat_id = ")
+            .bind(wechat_id);
+        q.fetch_optional(self.store.read_pool()).await
+    }
+
+    pub async fn wechats(&self) -> Result<Vec<Wechat>, sqlx::Error> {
+        let mut q = Sql::new("SELECT wechat_id, wechat_nober, wechat_nick, original_nober, wechat_lei, staff_code, addtime FROM wechats WHERE merchant_id = ");
+        q.bind(self.m.get()).push(" ORDER BY wechat_id");
+        q.fetch_all(self.store.read_pool()).await
+    }
+
+    /// Which of `codes` are not staff of this merchant.
+    pub async fn unknown_staff(&self, codes: &[String]) -> Result<Vec<String>, sqlx::Error> {
+        if codes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Sql::new("SELECT staff_code FROM staff WHERE merchant_id = ");
+        q.bind(self.m.get())
+            .push(" AND staff_code IN (")
+            .bind_list(codes.iter().cloned())
+            .push(")");
+        let found: Vec<(String,)> = q.fetch_all(self.store.read_pool()).await?;
+        let found: std::collections::HashSet<String> = found.into_iter().map(|(c,)| c).collect();
+        Ok(codes
+            .iter()
+            .filter(|c| !found.contains(*c))
+            .cloned()
+            .collect())
+    }
+
+    /// Which of `ids` are not operating accounts of this merchant.
+    pub async fn unknown_wechats(&self, ids: &[i64]) -> Result<Vec<i64>, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Sql::new("SELECT wechat_id FROM wechats WHERE merchant_id = ");
+        q.bind(self.m.get())
+            .push(" AND wechat_id IN (")
+            .bind_list(ids.iter().copied())
+            .push(")");
+        let found: Vec<(i64,)> = q.fetch_all(self.store.read_pool()).await?;
+        let found: std::collections::HashSet<i64> = found.into_iter().map(|(c,)| c).collect();
+        Ok(ids
+            .iter()
+            .filter(|c| !found.contains(*c))
+            .copied()
+            .collect())
+    }
+
+    pub async fn fan_exists(&self, wechat_id: i64, wenober: &str) -> Result<bool, sqlx::Error> {
+        let mut q = Sql::new("SELECT COUNT(*) FROM fans WHERE merchant_id = ");
+        q.bind(self.m.get())
+            .push(" AND wechat_id = ")
+            .bind(wechat_id)
+            .push(" AND wenober = ")
+            .bind(wenober.to_owned());
+        Ok(q.scalar::<i64, _>(self.store.read_pool()).await? > 0)
+    }
+}

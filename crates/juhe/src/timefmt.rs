@@ -1,0 +1,135 @@
+//! Time at the edges. Storage holds Unix seconds (UTC); the wire uses local times in
+//! the configured offset, as the original product does (`yyyy-MM-dd HH:mm:ss`, +08:00).
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use serde::{Serialize, Serializer};
+use sqlx::any::{AnyTypeInfo, AnyValueRef};
+use sqlx::{Any, Decode, Type};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type as OType};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::error::REQUEST_CTX;
+
+pub const LOCAL_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+fn default_offset() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("valid offset")
+}
+
+/// The offset of the request being served (or +08:00 outside a request).
+pub fn current_offset() -> FixedOffset {
+    REQUEST_CTX
+        .try_with(|c| c.offset)
+        .unwrap_or_else(|_| default_offset())
+}
+
+/// Renders Unix seconds as `yyyy-MM-dd HH:mm:ss` in `offset`.
+pub fn format_local(ts: i64, offset: FixedOffset) -> String {
+    match offset.timestamp_opt(ts, 0).single() {
+        Some(t) => t.format(LOCAL_FORMAT).to_string(),
+        None => String::new(),
+    }
+}
+
+/// Parses a local time as the documented fields send it. Accepts `yyyy-MM-dd HH:mm:ss`
+/// (the documented form), `yyyy/MM/dd HH:mm:ss`, a `T` separator, a bare date (midnight),
+/// RFC 3339 with its own offset, and all-digit Unix seconds.
+pub fn parse_local(s: &str, offset: FixedOffset) -> Option<i64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return None;
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = t.parse().ok()?;
+        // Milliseconds are common from JavaScript callers.
+        return Some(if n > 100_000_000_000 { n / 1000 } else { n });
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Some(dt.timestamp());
+    }
+    let norm = t.replace('/', "-").replace('T', " ");
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(&norm, fmt) {
+            return offset
+                .from_local_datetime(&n)
+                .single()
+                .map(|d| d.timestamp());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(&norm, "%Y-%m-%d") {
+        return offset
+            .from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
+            .single()
+            .map(|d| d.timestamp());
+    }
+    None
+}
+
+/// Unix seconds that serialize as a local time string in the request's offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LocalTime(pub i64);
+
+impl Serialize for LocalTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_local(self.0, current_offset()))
+    }
+}
+
+impl Type<Any> for LocalTime {
+    fn type_info() -> AnyTypeInfo {
+        <i64 as Type<Any>>::type_info()
+    }
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <i64 as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Any> for LocalTime {
+    fn decode(value: AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        <i64 as Decode<Any>>::decode(value).map(LocalTime)
+    }
+}
+
+impl PartialSchema for LocalTime {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(OType::String))
+                .description(Some("local time `yyyy-MM-dd HH:mm:ss` in the server's configured offset (default +08:00)"))
+                .examples([serde_json::json!("2024-05-02 10:00:00")])
+                .build(),
+        ))
+    }
+}
+impl ToSchema for LocalTime {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_times_round_trip_in_the_configured_offset() {
+        let off = default_offset();
+        let ts = parse_local("2024-05-02 10:00:00", off).unwrap();
+        assert_eq!(ts, 1714615200);
+        assert_eq!(format_local(ts, off), "2024-05-02 10:00:00");
+    }
+
+    #[test]
+    fn other_common_time_spellings_are_accepted() {
+        let off = default_offset();
+        let want = 1714615200;
+        assert_eq!(parse_local("2024/05/02 10:00:00", off), Some(want));
+        assert_eq!(parse_local("2024-05-02T10:00:00", off), Some(want));
+        assert_eq!(parse_local("2024-05-02T02:00:00Z", off), Some(want));
+        assert_eq!(parse_local("1714615200", off), Some(want));
+        assert_eq!(parse_local("1714615200000", off), Some(want));
+        assert_eq!(parse_local("2024-05-02", off), Some(want - 10 * 3600));
+        assert_eq!(parse_local("yesterday", off), None);
+    }
+}
