@@ -70,13 +70,19 @@ impl Application {
             async move { token.cancelled().await }
         });
         let mut serving = tokio::spawn(async move { server.await });
-        tokio::select! {
-            // The server only ends by itself on an error.
-            joined = &mut serving => {
-                store.close().await;
-                return joined.context("server task panicked")?.context("server failed");
-            }
-            _ = token.cancelled() => {}
+        // `biased`: when shutdown is requested the server finishes at the same moment, and the
+        // shutdown branch must win so the drain is logged and bounded.
+        let early = tokio::select! {
+            biased;
+            _ = token.cancelled() => None,
+            joined = &mut serving => Some(joined),
+        };
+        if let Some(joined) = early {
+            store.close().await;
+            joined
+                .context("server task panicked")?
+                .context("server failed")?;
+            anyhow::bail!("server stopped unexpectedly");
         }
         tracing::info!("shutting down: draining in-flight requests");
         match tokio::time::timeout(grace, serving).await {
@@ -94,25 +100,31 @@ impl Application {
     }
 }
 
-/// Resolves when SIGTERM or Ctrl-C arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves when SIGTERM or Ctrl-C arrives. The SIGTERM handler is registered when this
+/// is called, not when first polled, so call it before the listener accepts anything: a
+/// SIGTERM that races start-up must still mean "drain and stop", not "die".
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }
 

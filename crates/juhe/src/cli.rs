@@ -259,10 +259,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let signal = shutdown_signal();
     let app = Application::build(cfg).await?;
     let token = app.shutdown_token();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.await;
         token.cancel();
     });
     app.run().await
@@ -315,6 +316,7 @@ pub async fn import_with_progress(
 const DEMO_MERCHANT: &str = "演示商户 Demo";
 
 async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
+    let signal = shutdown_signal();
     let store = open_store(&cfg).await?;
     let admin = store.admin();
     let existing = admin
@@ -364,7 +366,7 @@ async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
     println!("API reference: {base}/docs   OpenAPI: {base}/openapi.json   Metrics: {base}/metrics");
     let token = app.shutdown_token();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.await;
         token.cancel();
     });
     app.run().await

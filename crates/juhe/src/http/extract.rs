@@ -147,8 +147,8 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     } else {
         trimmed
     };
-    let de = &mut serde_json::Deserializer::from_slice(src);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(src);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -165,7 +165,10 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             ApiError::param(&path, strip_position(&inner.to_string()))
         }
-    })
+    })?;
+    de.end()
+        .map_err(|e| ApiError::param("body", format!("malformed JSON ({e})")))?;
+    Ok(value)
 }
 
 fn strip_position(msg: &str) -> String {

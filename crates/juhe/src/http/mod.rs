@@ -22,7 +22,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::FixedOffset;
-use tower_http::limit::RequestBodyLimitLayer;
 use tracing::Instrument;
 
 use crate::config::Config;
@@ -72,7 +71,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_such_route)
         .method_not_allowed_fallback(no_such_route)
         .route_layer(middleware::from_fn(mark_route))
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        // Enforced by the body extractor, so an oversized body gets the envelope (200106).
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_middleware,
