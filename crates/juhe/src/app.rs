@@ -133,9 +133,12 @@ pub fn init_logging(format: crate::config::LogFormat, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    use std::io::IsTerminal;
+    // Colour only on a terminal: escape codes in log files and journald are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         crate::config::LogFormat::Json => builder
             .json()

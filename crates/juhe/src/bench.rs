@@ -246,21 +246,25 @@ async fn getchat(args: GetchatArgs, cfg: Config) -> anyhow::Result<()> {
             fans_key: fan.clone(),
             ..Default::default()
         };
-        let (rows, _) = store
+        let (json, _, _) = store
             .tenant(m)
-            .chats_page(
+            .chats_page_json(
                 &f,
                 Page {
                     index: 1,
                     size: 1000,
                 },
+                0,
             )
             .await?;
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&json)?;
         let usable = rows.len().saturating_sub(args.page_size as usize);
         let min = if usable == 0 {
             0
         } else {
-            rows[rng.gen_range(0..usable)].ad_chatting_id
+            rows[rng.gen_range(0..usable)]["ad_chatting_id"]
+                .as_i64()
+                .unwrap_or(0)
         };
         cursors.push((m, wechat_id, fan, min));
     }

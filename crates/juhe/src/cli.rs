@@ -183,7 +183,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             cfg.database_url = "sqlite://data/demo.db".into();
         }
     }
-    init_logging(cfg.log_format, &cfg.log_filter);
+    // A benchmark measures the API, not the access log; RUST_LOG still overrides.
+    let filter = if matches!(cli.command, Command::Bench(_)) {
+        "warn"
+    } else {
+        cfg.log_filter.as_str()
+    };
+    init_logging(cfg.log_format, filter);
     match cli.command {
         Command::DefaultConfig => unreachable!("handled above"),
         Command::Serve { .. } => serve(cfg).await,

@@ -234,15 +234,15 @@ impl<T: Serialize> IntoResponse for Values<T> {
 }
 
 /// A successful page of a list.
-pub struct Paged<T> {
-    pub values: Vec<T>,
+/// `V` is a `Vec` of rows, or pre-rendered JSON (`Box<RawValue>`) from the database.
+pub struct Paged<V> {
+    pub values: V,
     pub page: PageInfo,
 }
 
-impl<T: Serialize> IntoResponse for Paged<T> {
+impl<V: Serialize> IntoResponse for Paged<V> {
     fn into_response(self) -> Response {
-        let resp = envelope_response(Code::Success, &self.values, None, Some(&self.page));
-        let mut resp = resp;
+        let mut resp = envelope_response(Code::Success, &self.values, None, Some(&self.page));
         if let Some(next) = self.page.next_page_index {
             if let Ok(v) = HeaderValue::from_str(&next.to_string()) {
                 resp.headers_mut().insert("x-next-page-index", v);

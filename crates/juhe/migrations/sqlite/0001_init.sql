@@ -143,10 +143,13 @@ CREATE TABLE chats (
     staff_code TEXT,
     voice_txt TEXT,
     expand TEXT NOT NULL,
-    PRIMARY KEY (merchant_id, chat_id)
-);
+    -- Clustered by conversation (SQLite only: WITHOUT ROWID stores rows in primary-key
+    -- order), so one GetChat page reads a few adjacent pages instead of one page per
+    -- message. (merchant_id, chat_id) stays unique through chats_id.
+    PRIMARY KEY (merchant_id, wechat_id, talker, chat_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX chats_id ON chats (merchant_id, chat_id);
 CREATE UNIQUE INDEX chats_sermsgid ON chats (merchant_id, wechat_id, sermsgid);
-CREATE INDEX chats_conversation ON chats (merchant_id, wechat_id, talker, chat_id);
 CREATE INDEX chats_time ON chats (merchant_id, chat_time);
 
 CREATE TABLE todos (

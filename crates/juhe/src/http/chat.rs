@@ -76,15 +76,19 @@ pub async fn get_chat(
         start: b.startTimestamp.get(),
         end: b.endTimestamp.get(),
     };
-    let (rows, more) = st.store.tenant(m).chats_page(&f, pg).await?;
-    let next_min = rows.last().map(|r| r.ad_chatting_id).or(min);
+    let (json, more, last) = st
+        .store
+        .tenant(m)
+        .chats_page_json(&f, pg, i64::from(st.offset.local_minus_utc()))
+        .await?;
+    let values = serde_json::value::RawValue::from_string(json).map_err(ApiError::internal)?;
     let page = PageInfo {
         page_index: pg.index,
         page_size: pg.size,
         total: None,
         has_more: more,
         next_page_index: more.then_some(pg.index + 1),
-        next_min_chatting_id: next_min,
+        next_min_chatting_id: last.or(min),
     };
-    Ok(Paged { values: rows, page }.into_response())
+    Ok(Paged { values, page }.into_response())
 }

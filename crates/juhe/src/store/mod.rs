@@ -103,7 +103,7 @@ impl Store {
                             conn.execute("PRAGMA journal_mode=WAL").await?;
                             conn.execute("PRAGMA synchronous=NORMAL").await?;
                             conn.execute("PRAGMA busy_timeout=10000").await?;
-                            conn.execute("PRAGMA cache_size=-16000").await?;
+                            conn.execute("PRAGMA cache_size=-8000").await?;
                             Ok(())
                         })
                     })
