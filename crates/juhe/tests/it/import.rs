@@ -4,6 +4,9 @@ use serde_json::{json, Value};
 use crate::helpers::{fixture, Tenant, TestApp};
 use crate::on_both;
 
+/// Damages one record of the fixture.
+type Spoil = fn(&mut Value);
+
 async fn snapshot(app: &TestApp, t: &Tenant) -> Vec<Value> {
     let mut out = Vec::new();
     for (path, body) in [
@@ -51,7 +54,7 @@ on_both! {
     async fn a_bad_record_is_named_and_nothing_is_imported(app) {
         let t = app.merchant("m").await;
         let off = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
-        let cases: [(fn(&mut Value), &str); 4] = [
+        let cases: [(Spoil, &str); 4] = [
             (|f| f["chats"][5]["ad_chatting_time"] = json!("yesterday"), "chats[5] (7001000000000000006): ad_chatting_time"),
             (|f| f["fans"][2]["ad_wechat_id"] = json!(1), "fans[2] (wxid_fan0003): ad_wechat_id 1"),
             (|f| f["chats"][0]["ad_chatting_resvred"] = json!("%7Bnot-json"), "chats[0] (7001000000000000001): ad_chatting_resvred"),
