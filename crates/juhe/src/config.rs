@@ -11,10 +11,26 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+/// Top-level configuration keys, for filtering `JUHE_*` variables.
+const SECTIONS: [&str; 11] = [
+    "listen",
+    "database_url",
+    "db_max_connections",
+    "utc_offset",
+    "log_format",
+    "log_filter",
+    "auth",
+    "rate_limit",
+    "api",
+    "report",
+    "shutdown",
+];
+
 /// The commented default configuration, printed by `juhe default-config`.
 pub const DEFAULT_CONFIG: &str = include_str!("config.default.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: String,
     pub database_url: String,
@@ -37,17 +53,20 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub token_ttl_seconds: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     pub per_second: u32,
     pub burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub max_page_size: i64,
     pub default_page_size: i64,
@@ -56,11 +75,13 @@ pub struct ApiConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReportConfig {
     pub activation_idle_hours: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShutdownConfig {
     pub grace_seconds: u64,
 }
@@ -88,7 +109,18 @@ impl Config {
             fig = fig.merge(Toml::file(path));
         }
         fig = fig
-            .merge(Env::prefixed("JUHE_").split("__"))
+            // Only JUHE_* variables that name a setting: others (JUHE_CONFIG, the test
+            // suite's JUHE_TEST_*) are not configuration, while a misspelt key in the
+            // file is refused by `deny_unknown_fields`.
+            .merge(Env::prefixed("JUHE_").split("__").filter(|k| {
+                SECTIONS.contains(
+                    &k.as_str()
+                        .to_ascii_lowercase()
+                        .split(".")
+                        .next()
+                        .unwrap_or(""),
+                )
+            }))
             .merge(Serialized::defaults(overrides));
         let cfg: Config = fig.extract().context("invalid configuration")?;
         cfg.validate()?;
@@ -182,6 +214,19 @@ mod tests {
     #[test]
     fn the_default_config_is_valid() {
         Config::defaults_with(&Overrides::default()).unwrap();
+    }
+
+    #[test]
+    fn a_misspelt_key_in_the_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("juhe-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("juhe.toml");
+        std::fs::write(&path, "[rate_limit]\nper_secnd = 1\n").unwrap();
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&path), &Overrides::default()).unwrap_err()
+        );
+        assert!(err.contains("per_secnd"), "{err}");
     }
 
     #[test]

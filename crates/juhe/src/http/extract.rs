@@ -269,7 +269,14 @@ where
     let (mut tx, values) = write(tx).await?;
     if let Some(k) = &key.0 {
         if let Err(e) = tenant
-            .idempotency_put(&mut tx, k, route, &hash, &values.to_string())
+            .idempotency_put(
+                &mut tx,
+                k,
+                route,
+                &hash,
+                &values.to_string(),
+                state.cfg.api.idempotency_ttl_seconds,
+            )
             .await
         {
             return Err(match &e {

@@ -38,7 +38,8 @@ pub struct AddRecordIn {
     pub Weixin: OptStr,
     /// Account type: 0 WeChat (default), 1 official account, 2 mini program, 3 WeCom.
     pub From: OptInt,
-    /// Creator's staff number. On completion the fan is assigned to the creator.
+    /// Creator's staff number (the original assigns the fan to the creator when the to-do
+    /// is completed; completing to-dos arrives with the staff desk).
     pub SffId: OptStr,
     /// Reminder title (required).
     pub RemindTitle: OptStr,
@@ -139,9 +140,12 @@ async fn add(
     route: &str,
     weixin_required: bool,
 ) -> ApiResult<(i64, bool)> {
-    let todo = validate(st, m, &b, weixin_required).await?;
     let tenant = st.store.tenant(m);
-    let (v, replayed) = idempotent(st, m, &key, route, &b, |mut tx| async move {
+    // Validation runs inside the idempotent write, after the key lookup: a retry whose
+    // RemindTime has meanwhile passed still gets its original answer.
+    let body = &b;
+    let (v, replayed) = idempotent(st, m, &key, route, body, |mut tx| async move {
+        let todo = validate(st, m, body, weixin_required).await?;
         let id = tenant.add_todo(&mut tx, &todo).await?;
         Ok((tx, serde_json::json!(id)))
     })

@@ -264,7 +264,8 @@ impl Admin<'_> {
             .bind(t)
             .push(")");
         q.execute(self.store.write_pool()).await?;
-        // Expired tokens are dead weight; clear a few on each issue instead of running a sweeper.
+        // Tokens expired for a day are dead weight; clear them on each issue instead of
+        // running a sweeper.
         let mut q = Sql::new("DELETE FROM access_tokens WHERE expires_at < ");
         q.bind(t - 86400);
         q.execute(self.store.write_pool()).await?;

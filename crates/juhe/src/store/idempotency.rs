@@ -54,6 +54,7 @@ impl Tenant<'_> {
         route: &str,
         request_hash: &str,
         response: &str,
+        ttl: i64,
     ) -> Result<(), sqlx::Error> {
         let mut q = Sql::new("INSERT INTO idempotency_keys (merchant_id, idem_key, route, request_hash, response, created_at) VALUES (");
         q.bind(self.m.get())
@@ -68,6 +69,12 @@ impl Tenant<'_> {
             .push(", ")
             .bind(now())
             .push(")");
+        q.execute(&mut **tx).await?;
+        // Keep the table to the window: drop this merchant's expired keys as new ones arrive.
+        let mut q = Sql::new("DELETE FROM idempotency_keys WHERE merchant_id = ");
+        q.bind(self.m.get())
+            .push(" AND created_at < ")
+            .bind(now() - ttl);
         q.execute(&mut **tx).await?;
         Ok(())
     }

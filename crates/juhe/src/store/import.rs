@@ -2,7 +2,8 @@
 //! (`shared/fixtures/org-example.json`). Everything is validated before anything is
 //! written, and everything is written in one transaction: a bad record imports nothing.
 //! Re-importing the same file changes nothing (rows are matched on their natural keys
-//! and only rewritten when a value differs).
+//! and only rewritten when a value differs; chats and call recordings are insert-only,
+//! matched on their message id and natural key).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -678,6 +679,15 @@ async fn upsert_fan(
         }
         None => {
             let id = take_ids(tx, t.m, "fan", 1).await?;
+            // Chats may arrive before their fan; a separate read (not a subquery in the
+            // INSERT) keeps the statement routable on a sharded (Citus) table.
+            let mut q = Sql::new("SELECT MAX(chat_time) FROM chats WHERE merchant_id = ");
+            q.bind(m)
+                .push(" AND wechat_id = ")
+                .bind(fan.ad_wechat_id)
+                .push(" AND talker = ")
+                .bind(fan.ad_friend_wenober.clone());
+            let last_chat: Option<i64> = q.scalar(&mut **tx).await?;
             let mut q = Sql::new(
                 "INSERT INTO fans (merchant_id, fan_id, wechat_id, wenober, uwenober, name, photo, staff_code, relation_scene, relation_state, relation_isflock, addtime, bind_time, last_chat_time, updated_at) VALUES (",
             );
@@ -706,13 +716,9 @@ async fn upsert_fan(
                 .bind(add)
                 .push(", ")
                 .bind(bind)
-                .push(", (SELECT MAX(chat_time) FROM chats WHERE merchant_id = ")
-                .bind(m);
-            q.push(" AND wechat_id = ")
-                .bind(fan.ad_wechat_id)
-                .push(" AND talker = ")
-                .bind(fan.ad_friend_wenober.clone())
-                .push("), ")
+                .push(", ")
+                .bind(last_chat)
+                .push(", ")
                 .bind(now)
                 .push(")");
             q.execute(&mut **tx).await?
