@@ -246,25 +246,21 @@ async fn getchat(args: GetchatArgs, cfg: Config) -> anyhow::Result<()> {
             fans_key: fan.clone(),
             ..Default::default()
         };
-        let (json, _, _) = store
+        let (rows, _) = store
             .tenant(m)
-            .chats_page_json(
+            .chats_page(
                 &f,
                 Page {
                     index: 1,
                     size: 1000,
                 },
-                0,
             )
             .await?;
-        let rows: Vec<serde_json::Value> = serde_json::from_str(&json)?;
         let usable = rows.len().saturating_sub(args.page_size as usize);
         let min = if usable == 0 {
             0
         } else {
-            rows[rng.gen_range(0..usable)]["ad_chatting_id"]
-                .as_i64()
-                .unwrap_or(0)
+            rows[rng.gen_range(0..usable)].ad_chatting_id
         };
         cursors.push((m, wechat_id, fan, min));
     }

@@ -234,7 +234,6 @@ impl<T: Serialize> IntoResponse for Values<T> {
 }
 
 /// A successful page of a list.
-/// `V` is a `Vec` of rows, or pre-rendered JSON (`Box<RawValue>`) from the database.
 pub struct Paged<V> {
     pub values: V,
     pub page: PageInfo,

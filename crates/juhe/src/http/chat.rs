@@ -76,12 +76,8 @@ pub async fn get_chat(
         start: b.startTimestamp.get(),
         end: b.endTimestamp.get(),
     };
-    let (json, more, last) = st
-        .store
-        .tenant(m)
-        .chats_page_json(&f, pg, i64::from(st.offset.local_minus_utc()))
-        .await?;
-    let values = serde_json::value::RawValue::from_string(json).map_err(ApiError::internal)?;
+    let (rows, more) = st.store.tenant(m).chats_page(&f, pg).await?;
+    let last = rows.last().map(|r| r.ad_chatting_id);
     let page = PageInfo {
         page_index: pg.index,
         page_size: pg.size,
@@ -90,5 +86,5 @@ pub async fn get_chat(
         next_page_index: more.then_some(pg.index + 1),
         next_min_chatting_id: last.or(min),
     };
-    Ok(Paged { values, page }.into_response())
+    Ok(Paged { values: rows, page }.into_response())
 }

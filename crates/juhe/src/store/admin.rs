@@ -75,13 +75,6 @@ struct ClientRow {
     owner_id: i64,
 }
 
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    owner_kind: String,
-    owner_id: i64,
-    expires_at: i64,
-}
-
 impl Admin<'_> {
     async fn create_client(
         &self,
@@ -282,15 +275,18 @@ impl Admin<'_> {
             "SELECT owner_kind, owner_id, expires_at FROM access_tokens WHERE token_hash = ",
         );
         q.bind(sha256_hex(token));
-        let Some(row): Option<TokenRow> = q.fetch_optional(self.store.read_pool()).await? else {
+        // Every API request runs this: it takes the hot read path.
+        let Some((owner_kind, owner_id, expires_at)): Option<(String, i64, i64)> =
+            self.store.read_optional(q).await?
+        else {
             return Ok(None);
         };
-        if row.expires_at <= now() {
+        if expires_at <= now() {
             return Ok(None);
         }
-        Ok(match row.owner_kind.as_str() {
-            "merchant" => Some(Principal::Merchant(MerchantId::from_db(row.owner_id))),
-            "agent" => Some(Principal::Agent(row.owner_id)),
+        Ok(match owner_kind.as_str() {
+            "merchant" => Some(Principal::Merchant(MerchantId::from_db(owner_id))),
+            "agent" => Some(Principal::Agent(owner_id)),
             _ => None,
         })
     }

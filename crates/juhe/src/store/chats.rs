@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{now, take_ids, Backend, MerchantId, Page, Sql, Tenant};
+use super::fast::FastRow;
+use super::{now, take_ids, trim_page, MerchantId, Page, Sql, Tenant};
 use crate::timefmt::LocalTime;
 
 /// One chat record exactly as GetChat documents it: 17 fields, all always present.
@@ -47,6 +48,30 @@ pub struct ChatRecord {
     pub ad_wechat_nober: String,
 }
 
+impl FastRow for ChatRecord {
+    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(ChatRecord {
+            ad_chatting_id: r.get(0)?,
+            ad_chatting_talter: r.get(1)?,
+            ad_chatting_issend: r.get(2)?,
+            ad_chatting_resvred: r.get(3)?,
+            ad_wechat_id: r.get(4)?,
+            merchantid: r.get(5)?,
+            ad_chatting_updatetime: LocalTime(r.get(6)?),
+            ad_chatting_sate: r.get(7)?,
+            ad_sermsgid: r.get(8)?,
+            ad_chatting_time: LocalTime(r.get(9)?),
+            ad_chatting_content: r.get(10)?,
+            ad_staff_code: r.get(11)?,
+            ad_voice_txt: r.get(12)?,
+            ad_friend_photo: r.get(13)?,
+            ad_friend_name: r.get(14)?,
+            ad_expand: r.get(15)?,
+            ad_wechat_nober: r.get(16)?,
+        })
+    }
+}
+
 /// A chat message to store (from import, and later from the assistant gateway).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct NewChat {
@@ -78,57 +103,28 @@ pub struct ChatFilter {
 const INSERT_CHUNK: usize = 400;
 
 impl Tenant<'_> {
-    /// One page of a conversation's chats in ascending id order, rendered as the JSON
-    /// array of [`ChatRecord`]s by the database itself, with whether more follow and the
-    /// last id on the page.
-    ///
-    /// Why JSON from SQL: GetChat is the hot path (incremental sync polls it), and building
-    /// the array inside the engine turns 50 decoded rows into one string — the SQLite
-    /// driver hands rows across threads one by one, which dominated the cost. The field
-    /// list here must match `ChatRecord`; the black-box tests compare them.
-    pub async fn chats_page_json(
+    /// One page of a conversation's chats in ascending id order, and whether more follow.
+    /// The hottest read of the API (incremental sync polls it): on SQLite it takes the
+    /// synchronous read path (`Store::read_all`).
+    pub async fn chats_page(
         &self,
         f: &ChatFilter,
         page: Page,
-        offset_secs: i64,
-    ) -> Result<(String, bool, Option<i64>), sqlx::Error> {
-        let pg = self.store.backend() == Backend::Postgres;
-        let time = |col: &str| -> String {
-            if pg {
-                format!("to_char(to_timestamp({col} + {offset_secs}) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')")
-            } else {
-                format!("strftime('%Y-%m-%d %H:%M:%S', {col} + {offset_secs}, 'unixepoch')")
-            }
-        };
-        let obj = if pg {
-            "json_build_object"
-        } else {
-            "json_object"
-        };
-        let agg = if pg { "json_agg" } else { "json_group_array" };
-        // The inner query picks the page (plus one look-ahead row); the outer one renders
-        // it. Building the objects outside the subquery keeps them JSON-typed in SQLite.
-        let mut q = Sql::new(&format!(
-            "SELECT COUNT(*) AS n, CAST(COALESCE({agg}({obj}(\
-             'ad_chatting_id', t.chat_id, 'ad_chatting_talter', t.talker, 'ad_chatting_issend', t.issend, \
-             'ad_chatting_resvred', t.resvred, 'ad_wechat_id', t.wechat_id, 'merchantid', "
-        ));
-        q.bind(self.m.get().to_string());
-        q.push(&format!(
-            ", 'ad_chatting_updatetime', {}, 'ad_chatting_sate', t.msg_type, 'ad_sermsgid', t.sermsgid, \
-             'ad_chatting_time', {}, 'ad_chatting_content', t.content, 'ad_staff_code', t.staff_code, \
-             'ad_voice_txt', t.voice_txt, 'ad_friend_photo', t.photo, 'ad_friend_name', t.name, \
-             'ad_expand', t.expand, 'ad_wechat_nober', t.wechat_nober) ORDER BY t.chat_id), {}) AS TEXT) AS rows, MAX(t.chat_id) AS last_id \
-             FROM (SELECT c.chat_id, c.talker, c.issend, c.resvred, c.wechat_id, c.updated_at, c.msg_type, c.sermsgid, c.chat_time, \
-             c.content, c.staff_code, c.voice_txt, COALESCE(f.photo, '') AS photo, COALESCE(f.name, '') AS name, c.expand, w.wechat_nober \
+    ) -> Result<(Vec<ChatRecord>, bool), sqlx::Error> {
+        let mut q = Sql::new(
+            "SELECT c.chat_id AS ad_chatting_id, c.talker AS ad_chatting_talter, c.issend AS ad_chatting_issend, \
+             c.resvred AS ad_chatting_resvred, c.wechat_id AS ad_wechat_id, ",
+        );
+        q.bind(self.m.get().to_string()).push(
+            " AS merchantid, c.updated_at AS ad_chatting_updatetime, c.msg_type AS ad_chatting_sate, c.sermsgid AS ad_sermsgid, \
+             c.chat_time AS ad_chatting_time, c.content AS ad_chatting_content, c.staff_code AS ad_staff_code, \
+             c.voice_txt AS ad_voice_txt, COALESCE(f.photo, '') AS ad_friend_photo, COALESCE(f.name, '') AS ad_friend_name, \
+             c.expand AS ad_expand, w.wechat_nober AS ad_wechat_nober \
              FROM chats c \
              JOIN wechats w ON w.merchant_id = c.merchant_id AND w.wechat_id = c.wechat_id \
              LEFT JOIN fans f ON f.merchant_id = c.merchant_id AND f.wechat_id = c.wechat_id AND f.wenober = c.talker \
              WHERE c.merchant_id = ",
-            time("t.updated_at"),
-            time("t.chat_time"),
-            if pg { "'[]'::json" } else { "'[]'" }
-        ));
+        );
         q.bind(self.m.get())
             .push(" AND c.wechat_id = ")
             .bind(f.wechat_id)
@@ -152,39 +148,7 @@ impl Tenant<'_> {
         }
         q.push(" ORDER BY c.chat_id");
         page.push_limit(&mut q);
-        q.push(") t");
-        let (n, rows, last): (i64, String, Option<i64>) =
-            q.fetch_one(self.store.read_pool()).await?;
-        if n <= page.size {
-            return Ok((rows, false, last));
-        }
-        // Drop the look-ahead row: split the array without materialising its objects.
-        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-        let items: Vec<&serde_json::value::RawValue> =
-            serde_json::from_str(&rows).map_err(decode)?;
-        let keep = &items[..page.size as usize];
-        #[derive(serde::Deserialize)]
-        struct Id {
-            ad_chatting_id: i64,
-        }
-        let last = match keep.last() {
-            Some(r) => Some(
-                serde_json::from_str::<Id>(r.get())
-                    .map_err(decode)?
-                    .ad_chatting_id,
-            ),
-            None => None,
-        };
-        let mut out = String::with_capacity(rows.len());
-        out.push('[');
-        for (i, r) in keep.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(r.get());
-        }
-        out.push(']');
-        Ok((out, true, last))
+        Ok(trim_page(self.store.read_all(q).await?, page))
     }
 
     /// Stores chats in one transaction, skipping any whose (account, message id) is

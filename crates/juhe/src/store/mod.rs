@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod chats;
 pub mod fans;
+mod fast;
 pub mod idempotency;
 pub mod import;
 pub mod misc;
@@ -62,6 +63,8 @@ pub struct Store {
     /// PostgreSQL it is the same pool as `read`.
     write: AnyPool,
     backend: Backend,
+    /// SQLite only: the synchronous read path for the hottest reads.
+    fast: Option<std::sync::Arc<fast::FastReaders>>,
 }
 
 static DRIVERS: Once = Once::new();
@@ -116,10 +119,13 @@ impl Store {
                 .connect_with(opts)
                 .await
                 .with_context(|| format!("opening {url}"))?;
+            let fast =
+                fast::FastReaders::new(std::path::PathBuf::from(path), max_connections as usize);
             Ok(Store {
                 read,
                 write,
                 backend: Backend::Sqlite,
+                fast: Some(std::sync::Arc::new(fast)),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = AnyPoolOptions::new()
@@ -132,6 +138,7 @@ impl Store {
                 read: pool.clone(),
                 write: pool,
                 backend: Backend::Postgres,
+                fast: None,
             })
         } else {
             anyhow::bail!(
@@ -168,6 +175,29 @@ impl Store {
     /// Platform administration: merchants, agents, credentials, tokens.
     pub fn admin(&self) -> admin::Admin<'_> {
         admin::Admin { store: self }
+    }
+
+    /// One row of a hot read: on SQLite through the synchronous path (see `fast`), on
+    /// PostgreSQL through the pool.
+    pub(crate) async fn read_optional<R>(&self, q: Sql) -> Result<Option<R>, sqlx::Error>
+    where
+        R: for<'r> FromRow<'r, AnyRow> + fast::FastRow + Send + Unpin,
+    {
+        match &self.fast {
+            Some(f) => Ok(f.query(&q, 1)?.pop()),
+            None => q.fetch_optional(&self.read).await,
+        }
+    }
+
+    /// All rows of a hot read, like [`Store::read_optional`].
+    pub(crate) async fn read_all<R>(&self, q: Sql) -> Result<Vec<R>, sqlx::Error>
+    where
+        R: for<'r> FromRow<'r, AnyRow> + fast::FastRow + Send + Unpin,
+    {
+        match &self.fast {
+            Some(f) => f.query(&q, usize::MAX),
+            None => q.fetch_all(&self.read).await,
+        }
     }
 
     pub(crate) fn read_pool(&self) -> &AnyPool {
@@ -230,6 +260,8 @@ impl Tenant<'_> {
 pub struct Sql {
     text: String,
     args: AnyArguments<'static>,
+    /// The same values again, for the synchronous SQLite read path (`fast`).
+    params: Vec<fast::Param>,
     n: usize,
 }
 
@@ -238,6 +270,7 @@ impl Sql {
         Sql {
             text: text.to_owned(),
             args: AnyArguments::default(),
+            params: Vec::new(),
             n: 0,
         }
     }
@@ -250,11 +283,12 @@ impl Sql {
     /// Appends a placeholder bound to `v`.
     pub fn bind<T>(&mut self, v: T) -> &mut Self
     where
-        T: 'static + Send + Encode<'static, Any> + Type<Any>,
+        T: 'static + Send + Encode<'static, Any> + Type<Any> + Clone + Into<fast::Param>,
     {
         self.n += 1;
         self.text.push('$');
         self.text.push_str(&self.n.to_string());
+        self.params.push(v.clone().into());
         // Adding a value of a supported type cannot fail for the Any driver.
         let _ = self.args.add(v);
         self
@@ -263,7 +297,7 @@ impl Sql {
     /// Appends `$a, $b, …` for a list of values (for `IN (…)`).
     pub fn bind_list<T>(&mut self, vs: impl IntoIterator<Item = T>) -> &mut Self
     where
-        T: 'static + Send + Encode<'static, Any> + Type<Any>,
+        T: 'static + Send + Encode<'static, Any> + Type<Any> + Clone + Into<fast::Param>,
     {
         for (i, v) in vs.into_iter().enumerate() {
             if i > 0 {
