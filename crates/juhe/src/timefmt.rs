@@ -26,10 +26,41 @@ pub fn current_offset() -> FixedOffset {
 
 /// Renders Unix seconds as `yyyy-MM-dd HH:mm:ss` in `offset`.
 pub fn format_local(ts: i64, offset: FixedOffset) -> String {
-    match offset.timestamp_opt(ts, 0).single() {
-        Some(t) => t.format(LOCAL_FORMAT).to_string(),
+    let mut buf = [0u8; 19];
+    match write_local(ts, offset, &mut buf) {
+        Some(s) => s.to_owned(),
         None => String::new(),
     }
+}
+
+/// Writes `yyyy-MM-dd HH:mm:ss` into `buf` without a format string: every GetChat record
+/// carries two of these, and chrono's `format` re-parses its pattern each time.
+fn write_local(ts: i64, offset: FixedOffset, buf: &mut [u8; 19]) -> Option<&str> {
+    use chrono::{Datelike, Timelike};
+    let t = offset.timestamp_opt(ts, 0).single()?.naive_local();
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let mut put = |at: usize, v: u32, width: usize| {
+        let mut v = v;
+        for i in (0..width).rev() {
+            buf[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year as u32, 4);
+    put(5, t.month(), 2);
+    put(8, t.day(), 2);
+    put(11, t.hour(), 2);
+    put(14, t.minute(), 2);
+    put(17, t.second(), 2);
+    buf[4] = b'-';
+    buf[7] = b'-';
+    buf[10] = b' ';
+    buf[13] = b':';
+    buf[16] = b':';
+    std::str::from_utf8(buf).ok()
 }
 
 /// Parses a local time as the documented fields send it. Accepts `yyyy-MM-dd HH:mm:ss`
@@ -76,7 +107,8 @@ pub struct LocalTime(pub i64);
 
 impl Serialize for LocalTime {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_local(self.0, current_offset()))
+        let mut buf = [0u8; 19];
+        s.serialize_str(write_local(self.0, current_offset(), &mut buf).unwrap_or(""))
     }
 }
 
@@ -118,6 +150,29 @@ mod tests {
         let ts = parse_local("2024-05-02 10:00:00", off).unwrap();
         assert_eq!(ts, 1714615200);
         assert_eq!(format_local(ts, off), "2024-05-02 10:00:00");
+    }
+
+    #[test]
+    fn formatting_matches_chrono_across_dates_and_offsets() {
+        for off in [
+            default_offset(),
+            FixedOffset::west_opt(5 * 3600 + 1800).unwrap(),
+        ] {
+            for ts in [
+                0_i64,
+                951_782_400,
+                1_714_615_200,
+                1_735_689_599,
+                4_102_444_800,
+            ] {
+                let want = off
+                    .timestamp_opt(ts, 0)
+                    .unwrap()
+                    .format(LOCAL_FORMAT)
+                    .to_string();
+                assert_eq!(format_local(ts, off), want);
+            }
+        }
     }
 
     #[test]
