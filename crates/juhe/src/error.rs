@@ -124,14 +124,22 @@ fn current_ctx() -> (Option<String>, FixedOffset) {
 
 /// `2024-12-19T17:22:24.3121234+08:00`: seven fractional digits, as the original (.NET "o") sends.
 pub fn msg_time(offset: FixedOffset) -> String {
-    let now = Utc::now().with_timezone(&offset);
-    let frac = now.timestamp_subsec_nanos() / 100;
-    format!(
-        "{}.{:07}{}",
-        now.format("%Y-%m-%dT%H:%M:%S"),
-        frac,
-        now.format("%:z")
-    )
+    let now = Utc::now();
+    let secs = offset.local_minus_utc();
+    let mut out = crate::timefmt::format_local(now.timestamp(), offset);
+    // `yyyy-MM-dd HH:mm:ss` → ISO 8601 with a `T`, 100 ns ticks and the offset, built by
+    // hand: this runs on every response.
+    out.replace_range(10..11, "T");
+    let ticks = now.timestamp_subsec_nanos() / 100;
+    let (sign, abs) = if secs < 0 { ('-', -secs) } else { ('+', secs) };
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        ".{ticks:07}{sign}{:02}:{:02}",
+        abs / 3600,
+        abs % 3600 / 60
+    );
+    out
 }
 
 /// How to fetch the next page of a list. Not in the original docs (which are silent on
@@ -345,6 +353,13 @@ mod tests {
         assert_eq!(s.len(), "2024-12-19T17:22:24.3121234+08:00".len(), "{s}");
         assert!(s.ends_with("+08:00"), "{s}");
         assert_eq!(&s[19..20], ".");
+    }
+
+    #[test]
+    fn msg_time_offsets_are_rendered_with_sign_hours_and_minutes() {
+        let s = msg_time(FixedOffset::west_opt(5 * 3600 + 1800).unwrap());
+        assert!(s.ends_with("-05:30"), "{s}");
+        assert_eq!(&s[10..11], "T");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::{now, take_ids, trim_page, MerchantId, Page, Sql, Tenant};
 use crate::timefmt::LocalTime;
 
 /// One chat record exactly as GetChat documents it: 17 fields, all always present.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct ChatRecord {
     /// 聊天ID. Increases in commit order within a merchant: page with `minChattingId`.
     pub ad_chatting_id: i64,
@@ -48,26 +48,40 @@ pub struct ChatRecord {
     pub ad_wechat_nober: String,
 }
 
-impl FastRow for ChatRecord {
+/// A stored chat row, before the account and fan columns are added.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct ChatRow {
+    chat_id: i64,
+    talker: String,
+    issend: i64,
+    resvred: Option<String>,
+    wechat_id: i64,
+    updated_at: i64,
+    msg_type: i64,
+    sermsgid: String,
+    chat_time: i64,
+    content: String,
+    staff_code: Option<String>,
+    voice_txt: Option<String>,
+    expand: String,
+}
+
+impl FastRow for ChatRow {
     fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(ChatRecord {
-            ad_chatting_id: r.get(0)?,
-            ad_chatting_talter: r.get(1)?,
-            ad_chatting_issend: r.get(2)?,
-            ad_chatting_resvred: r.get(3)?,
-            ad_wechat_id: r.get(4)?,
-            merchantid: r.get(5)?,
-            ad_chatting_updatetime: LocalTime(r.get(6)?),
-            ad_chatting_sate: r.get(7)?,
-            ad_sermsgid: r.get(8)?,
-            ad_chatting_time: LocalTime(r.get(9)?),
-            ad_chatting_content: r.get(10)?,
-            ad_staff_code: r.get(11)?,
-            ad_voice_txt: r.get(12)?,
-            ad_friend_photo: r.get(13)?,
-            ad_friend_name: r.get(14)?,
-            ad_expand: r.get(15)?,
-            ad_wechat_nober: r.get(16)?,
+        Ok(ChatRow {
+            chat_id: r.get(0)?,
+            talker: r.get(1)?,
+            issend: r.get(2)?,
+            resvred: r.get(3)?,
+            wechat_id: r.get(4)?,
+            updated_at: r.get(5)?,
+            msg_type: r.get(6)?,
+            sermsgid: r.get(7)?,
+            chat_time: r.get(8)?,
+            content: r.get(9)?,
+            staff_code: r.get(10)?,
+            voice_txt: r.get(11)?,
+            expand: r.get(12)?,
         })
     }
 }
@@ -104,32 +118,23 @@ const INSERT_CHUNK: usize = 400;
 
 impl Tenant<'_> {
     /// One page of a conversation's chats in ascending id order, and whether more follow.
-    /// The hottest read of the API (incremental sync polls it): on SQLite it takes the
-    /// synchronous read path (`Store::read_all`).
+    /// The hottest read of the API (incremental sync polls it): on SQLite both statements
+    /// take the synchronous read path (`Store::read_all`). The account and fan columns are
+    /// read once per page rather than joined into every row.
     pub async fn chats_page(
         &self,
         f: &ChatFilter,
         page: Page,
     ) -> Result<(Vec<ChatRecord>, bool), sqlx::Error> {
         let mut q = Sql::new(
-            "SELECT c.chat_id AS ad_chatting_id, c.talker AS ad_chatting_talter, c.issend AS ad_chatting_issend, \
-             c.resvred AS ad_chatting_resvred, c.wechat_id AS ad_wechat_id, ",
+            "SELECT w.wechat_nober, COALESCE(f.photo, ''), COALESCE(f.name, '') FROM wechats w \
+             LEFT JOIN fans f ON f.merchant_id = w.merchant_id AND f.wechat_id = w.wechat_id AND f.wenober = ",
         );
-        q.bind(self.m.get().to_string()).push(
-            " AS merchantid, c.updated_at AS ad_chatting_updatetime, c.msg_type AS ad_chatting_sate, c.sermsgid AS ad_sermsgid, \
-             c.chat_time AS ad_chatting_time, c.content AS ad_chatting_content, c.staff_code AS ad_staff_code, \
-             c.voice_txt AS ad_voice_txt, COALESCE(f.photo, '') AS ad_friend_photo, COALESCE(f.name, '') AS ad_friend_name, \
-             c.expand AS ad_expand, w.wechat_nober AS ad_wechat_nober \
-             FROM chats c \
-             JOIN wechats w ON w.merchant_id = c.merchant_id AND w.wechat_id = c.wechat_id \
-             LEFT JOIN fans f ON f.merchant_id = c.merchant_id AND f.wechat_id = c.wechat_id AND f.wenober = c.talker \
-             WHERE c.merchant_id = ",
-        );
-        q.bind(self.m.get())
-            .push(" AND c.wechat_id = ")
-            .bind(f.wechat_id)
-            .push(" AND c.talker = ")
-            .bind(f.fans_key.clone());
+        q.bind(f.fans_key.clone())
+            .push(" WHERE w.merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND w.wechat_id = ")
+            .bind(f.wechat_id);
         if let Some(k) = &f.wechat_key {
             q.push(" AND (w.original_nober = ")
                 .bind(k.clone())
@@ -137,18 +142,57 @@ impl Tenant<'_> {
                 .bind(k.clone())
                 .push(")");
         }
+        // An unknown account (or one the wechatKey does not match) has no chats to show.
+        let Some((nober, photo, name)): Option<(String, String, String)> =
+            self.store.read_optional(q).await?
+        else {
+            return Ok((Vec::new(), false));
+        };
+        let mut q = Sql::new(
+            "SELECT chat_id, talker, issend, resvred, wechat_id, updated_at, msg_type, sermsgid, chat_time, content, \
+             staff_code, voice_txt, expand FROM chats WHERE merchant_id = ",
+        );
+        q.bind(self.m.get())
+            .push(" AND wechat_id = ")
+            .bind(f.wechat_id)
+            .push(" AND talker = ")
+            .bind(f.fans_key.clone());
         if let Some(min) = f.min_chatting_id {
-            q.push(" AND c.chat_id > ").bind(min);
+            q.push(" AND chat_id > ").bind(min);
         }
         if let Some(s) = f.start {
-            q.push(" AND c.chat_time >= ").bind(s);
+            q.push(" AND chat_time >= ").bind(s);
         }
         if let Some(e) = f.end {
-            q.push(" AND c.chat_time <= ").bind(e);
+            q.push(" AND chat_time <= ").bind(e);
         }
-        q.push(" ORDER BY c.chat_id");
+        q.push(" ORDER BY chat_id");
         page.push_limit(&mut q);
-        Ok(trim_page(self.store.read_all(q).await?, page))
+        let (rows, more) = trim_page(self.store.read_all::<ChatRow>(q).await?, page);
+        let merchantid = self.m.get().to_string();
+        let records = rows
+            .into_iter()
+            .map(|r| ChatRecord {
+                ad_chatting_id: r.chat_id,
+                ad_chatting_talter: r.talker,
+                ad_chatting_issend: r.issend,
+                ad_chatting_resvred: r.resvred,
+                ad_wechat_id: r.wechat_id,
+                merchantid: merchantid.clone(),
+                ad_chatting_updatetime: LocalTime(r.updated_at),
+                ad_chatting_sate: r.msg_type,
+                ad_sermsgid: r.sermsgid,
+                ad_chatting_time: LocalTime(r.chat_time),
+                ad_chatting_content: r.content,
+                ad_staff_code: r.staff_code,
+                ad_voice_txt: r.voice_txt,
+                ad_friend_photo: photo.clone(),
+                ad_friend_name: name.clone(),
+                ad_expand: r.expand,
+                ad_wechat_nober: nober.clone(),
+            })
+            .collect();
+        Ok((records, more))
     }
 
     /// Stores chats in one transaction, skipping any whose (account, message id) is
