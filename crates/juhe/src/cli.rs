@@ -86,6 +86,11 @@ pub enum MerchantCmd {
     },
     /// List merchants.
     List,
+    /// Issue another client id and secret for an existing merchant (the old ones stay valid).
+    AddClient {
+        #[arg(long)]
+        merchant: i64,
+    },
     /// Revoke every access token of a merchant, effective at once.
     RevokeTokens {
         #[arg(long)]
@@ -210,6 +215,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     print_json(&admin.create_merchant(name.trim()).await?)?
                 }
                 MerchantCmd::List => print_json(&admin.list_merchants().await?)?,
+                MerchantCmd::AddClient { merchant: id } => {
+                    let m = merchant(&store, id).await?;
+                    print_json(&admin.add_merchant_client(m).await?)?
+                }
                 MerchantCmd::RevokeTokens { merchant: id } => {
                     let m = merchant(&store, id).await?;
                     let n = admin.revoke_merchant_tokens(m).await?;

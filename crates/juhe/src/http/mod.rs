@@ -73,6 +73,12 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(mark_route))
         // Enforced by the body extractor, so an oversized body gets the envelope (200106).
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        // A bug must still answer with the envelope (200011), inside the request's span.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::internal("a handler panicked").into_response()
+            },
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_middleware,

@@ -41,6 +41,9 @@ fn merchant_and_agent_commands_print_one_json_object_with_credentials() {
         &["agent", "link", "--agent", "1", "--merchant", "1"],
     ));
     assert_eq!(l["linked"], true);
+    let extra = stdout_json(&juhe(&db, &["merchant", "add-client", "--merchant", "1"]));
+    assert_eq!(extra["merchantId"], 1);
+    assert_ne!(extra["clientId"], m["clientId"]);
     let list = stdout_json(&juhe(&db, &["merchant", "list"]));
     assert_eq!(list[0]["name"], "测试商户");
     let r = stdout_json(&juhe(
