@@ -2,7 +2,6 @@
 //! gateway executes them.
 
 use axum::extract::State;
-use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -10,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::extract::{idempotent, Body, IdempotencyKey, Merchant};
+use super::extract::{idempotent, replay_header, Body, IdempotencyKey, Merchant};
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Code, Envelope, Values};
 use crate::lenient::{OptInt, OptStr, OptTime, StrList};
@@ -219,12 +218,7 @@ pub async fn save_bulk_send_task(
         },
     )
     .await?;
-    let mut r = Values(v).into_response();
-    if replayed {
-        r.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(r)
+    Ok(replay_header(Values(v).into_response(), replayed))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -292,6 +292,17 @@ where
     Ok((values, false))
 }
 
+/// Marks a response that replays a remembered result (`Idempotent-Replayed: true`).
+pub fn replay_header(mut r: axum::response::Response, replayed: bool) -> axum::response::Response {
+    if replayed {
+        r.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    r
+}
+
 /// A stable hash of a request body, to tell a true retry from a reused key.
 pub fn request_hash(v: &impl serde::Serialize) -> String {
     let s = serde_json::to_string(v).unwrap_or_default();

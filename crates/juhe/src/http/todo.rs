@@ -1,14 +1,13 @@
 //! Todo (待办): add to-dos, list them and count them.
 
 use axum::extract::State;
-use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{idempotent, page, Body, IdempotencyKey, Merchant};
+use super::extract::{idempotent, page, replay_header, Body, IdempotencyKey, Merchant};
 use super::{paged, AppState};
 use crate::error::{ApiError, ApiResult, Code, Envelope, Values};
 use crate::lenient::{required_int, required_str, OptInt, OptStr, OptTime, StrList};
@@ -151,14 +150,6 @@ async fn add(
     })
     .await?;
     Ok((v.as_i64().unwrap_or_default(), replayed))
-}
-
-fn replay_header(mut r: Response, replayed: bool) -> Response {
-    if replayed {
-        r.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    r
 }
 
 /// 新增待办记录: adds a to-do; `values` is `true`. Send `Idempotency-Key` to make retries safe.

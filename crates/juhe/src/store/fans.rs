@@ -70,15 +70,6 @@ const FAN_COLUMNS: &str = "SELECT f.fan_id AS ad_friend_id, f.wenober AS ad_frie
      f.addtime AS ad_friend_addtime, f.bind_time AS ad_bind_time, f.last_chat_time AS ad_updatechatting_time, \
      f.updated_at AS ad_relation_updatetime";
 
-fn range(q: &mut Sql, col: &str, start: Option<i64>, end: Option<i64>) {
-    if let Some(s) = start {
-        q.push(" AND ").push(col).push(" >= ").bind(s);
-    }
-    if let Some(e) = end {
-        q.push(" AND ").push(col).push(" <= ").bind(e);
-    }
-}
-
 impl Tenant<'_> {
     fn push_fan_filter(&self, q: &mut Sql, f: &FanFilter) {
         q.push(" FROM fans f LEFT JOIN wechats w ON w.merchant_id = f.merchant_id AND w.wechat_id = f.wechat_id WHERE f.merchant_id = ");
@@ -101,9 +92,9 @@ impl Tenant<'_> {
                 .bind(like_pattern(n))
                 .push(") ESCAPE '\\'");
         }
-        range(q, "f.addtime", f.add_start, f.add_end);
-        range(q, "f.bind_time", f.bind_start, f.bind_end);
-        range(q, "f.last_chat_time", f.last_chat_start, f.last_chat_end);
+        q.range("f.addtime", f.add_start, f.add_end);
+        q.range("f.bind_time", f.bind_start, f.bind_end);
+        q.range("f.last_chat_time", f.last_chat_start, f.last_chat_end);
         if let Some(s) = &f.staff_code {
             q.push(" AND f.staff_code = ").bind(s.clone());
         }

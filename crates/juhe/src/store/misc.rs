@@ -269,18 +269,8 @@ impl Tenant<'_> {
                 .bind(like_pattern(n))
                 .push(") ESCAPE '\\'");
         }
-        if let Some(v) = f.min_costs {
-            q.push(" AND costs >= ").bind(v);
-        }
-        if let Some(v) = f.max_costs {
-            q.push(" AND costs <= ").bind(v);
-        }
-        if let Some(v) = f.start {
-            q.push(" AND create_time >= ").bind(v);
-        }
-        if let Some(v) = f.end {
-            q.push(" AND create_time <= ").bind(v);
-        }
+        q.range("costs", f.min_costs, f.max_costs);
+        q.range("create_time", f.start, f.end);
         if let Some(v) = f.state {
             q.push(" AND state = ").bind(v);
         }
@@ -346,18 +336,8 @@ impl Tenant<'_> {
 
     fn push_todo_filter(&self, q: &mut Sql, f: &TodoFilter) {
         q.push(" FROM todos t LEFT JOIN wechats w ON w.merchant_id = t.merchant_id AND w.wechat_id = t.wechat_id WHERE t.merchant_id = ").bind(self.m.get());
-        let ranges = [
-            ("t.created_at", f.created_start, f.created_end),
-            ("t.remind_time", f.remind_start, f.remind_end),
-        ];
-        for (col, s, e) in ranges {
-            if let Some(s) = s {
-                q.push(" AND ").push(col).push(" >= ").bind(s);
-            }
-            if let Some(e) = e {
-                q.push(" AND ").push(col).push(" <= ").bind(e);
-            }
-        }
+        q.range("t.created_at", f.created_start, f.created_end);
+        q.range("t.remind_time", f.remind_start, f.remind_end);
         if let Some(s) = &f.create_staff {
             q.push(" AND t.sff_id = ").bind(s.clone());
         }

@@ -308,6 +308,21 @@ impl Sql {
         self
     }
 
+    /// Appends ` AND col >= start` / ` AND col <= end` for the bounds that are given
+    /// (every range filter of the API is inclusive).
+    pub fn range<T>(&mut self, col: &str, start: Option<T>, end: Option<T>) -> &mut Self
+    where
+        T: 'static + Send + Encode<'static, Any> + Type<Any> + Clone + Into<fast::Param>,
+    {
+        if let Some(s) = start {
+            self.push(" AND ").push(col).push(" >= ").bind(s);
+        }
+        if let Some(e) = end {
+            self.push(" AND ").push(col).push(" <= ").bind(e);
+        }
+        self
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }
