@@ -107,13 +107,26 @@ async fn openapi_json() -> Response {
     Json(openapi()).into_response()
 }
 
+/// HTML-escapes a doc string and renders its `code` spans.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
+    let plain = s
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-        .replace('"', "&quot;")
+        .replace('"', "&quot;");
+    let mut out = String::with_capacity(plain.len());
+    for (i, part) in plain.split('`').enumerate() {
+        // Odd parts were between backticks (an unmatched trailing one stays plain).
+        if i % 2 == 1 && plain.matches('`').count() % 2 == 0 {
+            out.push_str("<code>");
+            out.push_str(part);
+            out.push_str("</code>");
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
 }
-
 /// Renders one schema (resolving `$ref`s) as nested field lists.
 fn schema_html(v: &serde_json::Value, root: &serde_json::Value, depth: usize, out: &mut String) {
     if depth > 6 {
@@ -130,9 +143,12 @@ fn schema_html(v: &serde_json::Value, root: &serde_json::Value, depth: usize, ou
         for (name, p) in props {
             let p2 = resolve(p, root);
             let ty = type_label(p2, root);
-            let desc = p2
+            // The field's own doc comment sits beside a `$ref` (inside `oneOf` for the lenient
+            // types); the referenced schema's description is the fallback.
+            let desc = p
                 .get("description")
-                .or_else(|| p.get("description"))
+                .or_else(|| p.pointer("/oneOf/0/description"))
+                .or_else(|| p2.get("description"))
                 .and_then(|d| d.as_str())
                 .unwrap_or("");
             out.push_str(&format!(
@@ -206,7 +222,7 @@ pub fn docs_html() -> String {
     let doc = serde_json::to_value(openapi()).unwrap_or_default();
     let mut out = String::from(
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>Juhe API reference</title><style>\
-         body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}\
+         body{font-family:system-ui,\"PingFang SC\",\"Microsoft YaHei\",\"Noto Sans CJK SC\",sans-serif;max-width:980px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}\
          code{background:#f3f3f3;padding:0 .25em;border-radius:3px}.t{color:#777;font-size:.9em}\
          .op{border:1px solid #ddd;border-radius:6px;padding:.4em 1em;margin:1em 0}.m{font-weight:bold;color:#fff;background:#2a7;padding:.1em .5em;border-radius:3px}\
          .get{background:#27a}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}</style></head><body>",
@@ -218,7 +234,9 @@ pub fn docs_html() -> String {
         esc(info["description"].as_str().unwrap_or(""))
     ));
     out.push_str("<p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3.1).</p><h2>Result codes (<code>errmsg</code>)</h2><table><tr><th>errmsg</th><th>HTTP</th><th>meaning</th></tr>");
-    for c in Code::ALL {
+    let mut codes = Code::ALL;
+    codes.sort_by_key(|c| c.value());
+    for c in codes {
         out.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             c.value(),
@@ -227,10 +245,41 @@ pub fn docs_html() -> String {
         ));
     }
     out.push_str("</table>");
+    // Operations grouped by tag, in the order the tags are declared.
+    let mut ops_by_tag: Vec<(String, String, Vec<(String, String, serde_json::Value)>)> = doc
+        ["tags"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|t| {
+                    (
+                        t["name"].as_str().unwrap_or("").to_owned(),
+                        t["description"].as_str().unwrap_or("").to_owned(),
+                        Vec::new(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     if let Some(paths) = doc["paths"].as_object() {
         for (path, ops) in paths {
             let Some(ops) = ops.as_object() else { continue };
             for (method, op) in ops {
+                let tag = op["tags"][0].as_str().unwrap_or("");
+                if let Some(group) = ops_by_tag.iter_mut().find(|g| g.0 == tag) {
+                    group.2.push((path.clone(), method.clone(), op.clone()));
+                }
+            }
+        }
+    }
+    for (tag, desc, ops) in &ops_by_tag {
+        out.push_str(&format!(
+            "<h2>{} <span class=t>{}</span></h2>",
+            esc(tag),
+            esc(desc)
+        ));
+        {
+            for (path, method, op) in ops {
                 let cls = if method == "get" { "m get" } else { "m" };
                 out.push_str(&format!(
                     "<div class=op><h3><span class=\"{cls}\">{}</span> <code>{}</code></h3>",
