@@ -217,6 +217,9 @@ fn type_label(v: &serde_json::Value, root: &serde_json::Value) -> String {
     "object".into()
 }
 
+/// A tag's name and description, and its operations as (path, method, operation).
+type TagGroup = (String, String, Vec<(String, String, serde_json::Value)>);
+
 /// A readable reference generated from the same OpenAPI document.
 pub fn docs_html() -> String {
     let doc = serde_json::to_value(openapi()).unwrap_or_default();
@@ -246,8 +249,7 @@ pub fn docs_html() -> String {
     }
     out.push_str("</table>");
     // Operations grouped by tag, in the order the tags are declared.
-    let mut ops_by_tag: Vec<(String, String, Vec<(String, String, serde_json::Value)>)> = doc
-        ["tags"]
+    let mut ops_by_tag: Vec<TagGroup> = doc["tags"]
         .as_array()
         .map(|t| {
             t.iter()
