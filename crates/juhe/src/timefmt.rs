@@ -11,8 +11,6 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::REQUEST_CTX;
 
-pub const LOCAL_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
-
 fn default_offset() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("valid offset")
 }
@@ -168,7 +166,7 @@ mod tests {
                 let want = off
                     .timestamp_opt(ts, 0)
                     .unwrap()
-                    .format(LOCAL_FORMAT)
+                    .format("%Y-%m-%d %H:%M:%S")
                     .to_string();
                 assert_eq!(format_local(ts, off), want);
             }

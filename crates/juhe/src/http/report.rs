@@ -1,6 +1,6 @@
 //! Report: service statistics computed from stored chats (definitions in `crate::report`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::response::Response;
@@ -412,16 +412,10 @@ pub async fn get_activation_list_by_staff(
             ad_departgroupid: s.departgroupid,
             depart_group_name: s.departgroupname.clone(),
             date: date.clone(),
+            // The range is one day, so the (day, account, fan) set is already per fan.
             activation_count: per_staff
                 .get(&s.ad_staff_code)
-                .map(|x| {
-                    x.activations
-                        .iter()
-                        .map(|a| (a.1, a.2.clone()))
-                        .collect::<HashSet<_>>()
-                        .len() as i64
-                })
-                .unwrap_or(0),
+                .map_or(0, |x| x.activations.len() as i64),
         })
         .collect();
     rows.sort_by(|a, b| {
