@@ -5,14 +5,10 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod bench;
-pub mod cli;
 pub mod config;
-pub mod demo_data;
 pub mod error;
 pub mod http;
 pub mod lenient;
-pub mod loadgen;
 pub mod metrics;
 pub mod ratelimit;
 pub mod report;

@@ -139,6 +139,14 @@ impl Admin<'_> {
     }
 
     /// The merchant with this id, if it exists.
+    /// Chats stored across every merchant: a platform figure for the operator (benchmarks,
+    /// capacity planning), never merchant data.
+    pub async fn count_all_chats(&self) -> Result<i64, sqlx::Error> {
+        Sql::new("SELECT COUNT(*) FROM chats")
+            .scalar(self.store.read_pool())
+            .await
+    }
+
     pub async fn merchant(&self, id: i64) -> Result<Option<MerchantId>, sqlx::Error> {
         let mut q = Sql::new("SELECT id FROM merchants WHERE id = ");
         q.bind(id);

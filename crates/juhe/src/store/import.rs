@@ -36,6 +36,16 @@ pub struct ImportFile {
     pub meeting_calls: Vec<ImpMeetingCall>,
 }
 
+impl ImportFile {
+    /// Parses the JSON import format, naming the bad record on failure
+    /// (e.g. `record chats[12].ad_chatting_issend: invalid type …`).
+    pub fn from_json(bytes: &[u8]) -> anyhow::Result<ImportFile> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| anyhow::anyhow!("record {}: {}", e.path(), e.inner()))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ImpDepartment {
     pub departid: i64,

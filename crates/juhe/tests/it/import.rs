@@ -74,7 +74,7 @@ on_both! {
         // A type error is caught while parsing and names the record's path.
         let mut f = fixture();
         f["chats"][3]["ad_chatting_issend"] = json!("yes");
-        let err = juhe::cli::parse_import(serde_json::to_string(&f).unwrap().as_bytes()).unwrap_err().to_string();
+        let err = juhe::store::import::ImportFile::from_json(serde_json::to_string(&f).unwrap().as_bytes()).unwrap_err().to_string();
         assert!(err.contains("chats[3].ad_chatting_issend"), "{err}");
     }
 }

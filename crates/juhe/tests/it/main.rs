@@ -6,7 +6,6 @@ mod helpers;
 mod auth;
 mod bulk_send;
 mod chat;
-mod cli;
 mod envelope;
 mod import;
 mod lists;

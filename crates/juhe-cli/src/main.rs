@@ -1,5 +1,5 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    juhe::cli::main()
+    juhe_cli::cli::main()
 }

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::{init_logging, shutdown_signal, Application};
-use crate::config::{Config, LogFormat, Overrides, DEFAULT_CONFIG};
-use crate::store::import::{ImportError, ImportFile, ImportSummary};
-use crate::store::{MerchantId, Store};
+use juhe::app::{init_logging, shutdown_signal, Application};
+use juhe::config::{Config, LogFormat, Overrides, DEFAULT_CONFIG};
+use juhe::store::import::{ImportError, ImportFile, ImportSummary};
+use juhe::store::{MerchantId, Store};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -291,9 +291,7 @@ pub fn read_import_file(path: &Path) -> anyhow::Result<ImportFile> {
 }
 
 pub fn parse_import(bytes: &[u8]) -> anyhow::Result<ImportFile> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de)
-        .map_err(|e| anyhow::anyhow!("record {}: {}", e.path(), e.inner()))
+    ImportFile::from_json(bytes)
 }
 
 /// Imports with a progress bar on stderr when it is a terminal and the file is large.

@@ -63,7 +63,7 @@ fn import_prints_a_summary_and_a_bad_file_names_the_record_and_imports_nothing()
     stdout_json(&juhe(&db, &["merchant", "create", "--name", "m"]));
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/org-example.json"
+        "/../juhe/tests/fixtures/org-example.json"
     );
     let s = stdout_json(&juhe(&db, &["import", "--merchant", "1", fixture]));
     assert_eq!(s["chats"]["changed"], 8);
