@@ -198,13 +198,13 @@ async fn ensure_data(
                 expand: String::new(),
             });
             if batch.len() == 5000 {
-                store.tenant(m).insert_chats(&batch).await?;
+                juhe::core::chats::record(store.tenant(m), &batch).await?;
                 bar.inc(batch.len() as u64);
                 batch.clear();
             }
         }
         if !batch.is_empty() {
-            store.tenant(m).insert_chats(&batch).await?;
+            juhe::core::chats::record(store.tenant(m), &batch).await?;
             bar.inc(batch.len() as u64);
         }
         ids.push(m);

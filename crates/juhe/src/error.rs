@@ -212,7 +212,7 @@ fn envelope_response<T: Serialize>(
         errdesc,
         page,
     };
-    let bytes = match serde_json::to_vec(&body) {
+    let bytes = match crate::timefmt::with_offset(offset, || serde_json::to_vec(&body)) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "response serialisation failed");
@@ -315,6 +315,21 @@ impl ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::internal(format!("database: {e}"))
+    }
+}
+
+impl From<crate::core::Rejection> for ApiError {
+    fn from(r: crate::core::Rejection) -> Self {
+        use crate::core::Rejection as R;
+        let code = match &r {
+            R::Invalid { .. } => Code::ParamError,
+            R::UnknownWechat { .. } => Code::WechatNotFound,
+            R::UnknownStaff { .. } => Code::StaffNotFound,
+            R::UnknownFan { .. } => Code::FriendNotFound,
+            R::NotFound { .. } => Code::NotFound,
+            R::Db(e) => return ApiError::internal(format!("database: {e}")),
+        };
+        ApiError::new(code, r.to_string())
     }
 }
 

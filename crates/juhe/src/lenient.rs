@@ -60,7 +60,7 @@ impl<'de> Deserialize<'de> for OptTime {
                 if v.trim().is_empty() {
                     return Ok(None);
                 }
-                crate::timefmt::parse_local(v, crate::timefmt::current_offset())
+                crate::timefmt::parse_local(v, crate::timefmt::scoped_offset())
                     .map(Some)
                     .ok_or_else(|| E::custom(format!("expected Unix seconds or a time like \"2024-05-02 10:00:00\", got {v:?}")))
             }

@@ -9,17 +9,37 @@ use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type as OType};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::error::REQUEST_CTX;
+use std::cell::Cell;
 
 fn default_offset() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("valid offset")
 }
 
-/// The offset of the request being served (or +08:00 outside a request).
-pub fn current_offset() -> FixedOffset {
-    REQUEST_CTX
-        .try_with(|c| c.offset)
-        .unwrap_or_else(|_| default_offset())
+thread_local! {
+    /// The offset in force for the serialisation or parse running on this thread; see
+    /// [`with_offset`].
+    static SCOPE: Cell<Option<FixedOffset>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (a synchronous serialisation or parse) with `offset` as the offset that
+/// [`LocalTime`] renders in and local time strings are read in. serde gives a value no
+/// way to receive context, so the caller that owns the offset (the envelope writer, the
+/// body extractor) passes it in for exactly the span of that call; nothing is kept
+/// across an `.await` or between requests.
+pub fn with_offset<R>(offset: FixedOffset, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<FixedOffset>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPE.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SCOPE.with(|s| s.replace(Some(offset))));
+    f()
+}
+
+/// The offset set by the enclosing [`with_offset`], or +08:00 (the original product's).
+pub fn scoped_offset() -> FixedOffset {
+    SCOPE.with(|s| s.get()).unwrap_or_else(default_offset)
 }
 
 /// Renders Unix seconds as `yyyy-MM-dd HH:mm:ss` in `offset`.
@@ -99,14 +119,14 @@ pub fn parse_local(s: &str, offset: FixedOffset) -> Option<i64> {
     None
 }
 
-/// Unix seconds that serialize as a local time string in the request's offset.
+/// Unix seconds that serialize as a local time string in the offset set by [`with_offset`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LocalTime(pub i64);
 
 impl Serialize for LocalTime {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut buf = [0u8; 19];
-        s.serialize_str(write_local(self.0, current_offset(), &mut buf).unwrap_or(""))
+        s.serialize_str(write_local(self.0, scoped_offset(), &mut buf).unwrap_or(""))
     }
 }
 
@@ -171,6 +191,19 @@ mod tests {
                 assert_eq!(format_local(ts, off), want);
             }
         }
+    }
+
+    #[test]
+    fn local_times_render_in_the_offset_passed_in_and_it_does_not_leak() {
+        let ts = 1_714_615_200;
+        let utc = FixedOffset::east_opt(0).unwrap();
+        let s = with_offset(utc, || serde_json::to_string(&LocalTime(ts)).unwrap());
+        assert_eq!(s, "\"2024-05-02 02:00:00\"");
+        let s = serde_json::to_string(&LocalTime(ts)).unwrap();
+        assert_eq!(
+            s, "\"2024-05-02 10:00:00\"",
+            "outside the scope the default applies"
+        );
     }
 
     #[test]

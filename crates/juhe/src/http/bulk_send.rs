@@ -6,12 +6,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::extract::{idempotent, replay_header, Body, IdempotencyKey, Merchant};
 use super::AppState;
-use crate::error::{ApiError, ApiResult, Code, Envelope, Values};
+use crate::error::{ApiError, ApiResult, Envelope, Values};
 use crate::lenient::{OptInt, OptStr, OptTime, StrList};
 use crate::store::misc::{BulkSendTask, BulkSendTaskOut, Deleted};
 
@@ -27,20 +27,6 @@ pub fn router() -> Router<AppState> {
 
 /// Content item types and their required `data` fields. 0–2 are the original's; 3–6
 /// are designed in the same style (see docs/api.md).
-const ITEM_TYPES: &[(&str, &str, &[&str])] = &[
-    ("0", "text", &["content"]),
-    ("1", "image", &["imgName", "imgFormat", "imgMediaUrl"]),
-    ("2", "video", &["videoName", "videoFormat", "videoMediaUrl"]),
-    ("3", "file", &["fileName", "fileFormat", "fileMediaUrl"]),
-    ("4", "link", &["title", "url"]),
-    ("5", "mini program", &["appId", "title", "pagePath"]),
-    ("6", "voice", &["voiceName", "voiceFormat", "voiceMediaUrl"]),
-];
-
-/// Most items one task may carry (WeChat sends each as its own message).
-const MAX_ITEMS: usize = 20;
-
-/// A task to save. With `ad_bulk_send_id` it replaces that task; without, it creates one.
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(default)]
 pub struct SaveBulkSendTaskIn {
@@ -67,81 +53,6 @@ pub struct SaveBulkSendTaskIn {
 
 /// Checks and normalises the content items: `type` becomes a string, `data` must carry the
 /// type's fields as non-empty strings. The error names the item, e.g. `task_content[2].data.imgMediaUrl`.
-pub fn normalise_content(v: &Value) -> Result<Value, ApiError> {
-    let parsed;
-    let items = match v {
-        Value::Array(a) => a,
-        Value::String(s) => {
-            parsed = serde_json::from_str::<Value>(s).map_err(|e| {
-                ApiError::param(
-                    "task_content",
-                    format!("is a string but not a JSON array ({e})"),
-                )
-            })?;
-            match &parsed {
-                Value::Array(a) => a,
-                _ => {
-                    return Err(ApiError::param(
-                        "task_content",
-                        "must be a JSON array of items",
-                    ))
-                }
-            }
-        }
-        Value::Null => return Err(ApiError::param("task_content", "is required")),
-        _ => {
-            return Err(ApiError::param(
-                "task_content",
-                "must be a JSON array of items",
-            ))
-        }
-    };
-    if items.is_empty() {
-        return Err(ApiError::param(
-            "task_content",
-            "must hold at least one item",
-        ));
-    }
-    if items.len() > MAX_ITEMS {
-        return Err(ApiError::param(
-            "task_content",
-            format!("holds at most {MAX_ITEMS} items"),
-        ));
-    }
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let at = format!("task_content[{i}]");
-        let obj = item
-            .as_object()
-            .ok_or_else(|| ApiError::param(&at, "must be an object with `type` and `data`"))?;
-        let ty = match obj.get("type") {
-            Some(Value::String(s)) => s.trim().to_owned(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => return Err(ApiError::param(&format!("{at}.type"), "is required")),
-        };
-        let Some((_, _, fields)) = ITEM_TYPES.iter().find(|(t, _, _)| *t == ty) else {
-            return Err(ApiError::param(&format!("{at}.type"), format!("unknown type {ty:?}; use 0 text, 1 image, 2 video, 3 file, 4 link, 5 mini program, 6 voice")));
-        };
-        let data = obj
-            .get("data")
-            .and_then(Value::as_object)
-            .ok_or_else(|| ApiError::param(&format!("{at}.data"), "must be an object"))?;
-        for f in *fields {
-            match data.get(*f) {
-                Some(Value::String(s)) if !s.trim().is_empty() => {}
-                _ => return Err(ApiError::param(&format!("{at}.data.{f}"), "is required")),
-            }
-        }
-        let mut norm = Map::new();
-        norm.insert("data".into(), Value::Object(data.clone()));
-        norm.insert("type".into(), Value::String(ty));
-        out.push(Value::Object(norm));
-    }
-    Ok(Value::Array(out))
-}
-
-/// 保存RPA群发: creates or updates a bulk-send task; `values` is the task id
-/// (`ad_bulk_send_id`). Send `Idempotency-Key` to make a create safe to retry.
 #[utoipa::path(post, path = "/v2/BulkSend/SaveBulkSendTask", tag = "BulkSend", security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first task id")),
     request_body = SaveBulkSendTaskIn, responses((status = 200, body = Envelope<i64>)))]
@@ -174,23 +85,9 @@ pub async fn save_bulk_send_task(
             "must be between 1 and 3600",
         ));
     }
-    let content = normalise_content(&b.task_content)?;
+    let content = crate::core::bulk_send::normalise_content(&b.task_content)?;
     let t = st.store.tenant(m);
-    if let Some(w) = t.unknown_wechats(&wechat_ids).await?.first() {
-        return Err(ApiError::new(
-            Code::WechatNotFound,
-            format!("wechat_ids: no operating account {w}"),
-        ));
-    }
     let staff_code = b.staff_code.non_empty().map(str::to_owned);
-    if let Some(s) = &staff_code {
-        if !t.unknown_staff(std::slice::from_ref(s)).await?.is_empty() {
-            return Err(ApiError::new(
-                Code::StaffNotFound,
-                format!("staff_code: no staff member {s}"),
-            ));
-        }
-    }
     let task = BulkSendTask {
         task_name,
         wechat_ids,
@@ -200,6 +97,7 @@ pub async fn save_bulk_send_task(
         interval_seconds: interval,
         staff_code,
     };
+    crate::core::bulk_send::check(t, &task).await?;
     let id = b.ad_bulk_send_id.get();
     let (v, replayed) = idempotent(
         &st,
@@ -208,13 +106,8 @@ pub async fn save_bulk_send_task(
         "BulkSend/SaveBulkSendTask",
         &b,
         |mut tx| async move {
-            match t.save_bulk_send(&mut tx, id, &task).await? {
-                Some(id) => Ok((tx, serde_json::json!(id))),
-                None => Err(ApiError::not_found(format!(
-                    "ad_bulk_send_id: no bulk-send task {}",
-                    id.unwrap_or_default()
-                ))),
-            }
+            let id = crate::core::bulk_send::save(t, &mut tx, id, &task).await?;
+            Ok((tx, serde_json::json!(id)))
         },
     )
     .await?;

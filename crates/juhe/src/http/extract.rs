@@ -121,6 +121,7 @@ pub struct Body<T>(pub T);
 impl<S, T> FromRequest<S> for Body<T>
 where
     S: Send + Sync,
+    AppState: FromRef<S>,
     T: DeserializeOwned,
 {
     type Rejection = ApiError;
@@ -136,7 +137,9 @@ where
                 ApiError::param("body", format!("could not be read: {e}"))
             }
         })?;
-        parse_body(&bytes).map(Body)
+        // Local time strings in the body are read in the server's configured offset.
+        let offset = AppState::from_ref(state).offset;
+        crate::timefmt::with_offset(offset, || parse_body(&bytes)).map(Body)
     }
 }
 

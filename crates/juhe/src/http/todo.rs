@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::extract::{idempotent, page, replay_header, Body, IdempotencyKey, Merchant};
 use super::{paged, AppState};
-use crate::error::{ApiError, ApiResult, Code, Envelope, Values};
+use crate::error::{ApiError, ApiResult, Envelope, Values};
 use crate::lenient::{required_int, required_str, OptInt, OptStr, OptTime, StrList};
 use crate::store::misc::{NewTodo, Todo, TodoFilter};
 use crate::store::MerchantId;
@@ -57,12 +57,8 @@ pub struct AddRecordIn {
     pub EventType: OptInt,
 }
 
-async fn validate(
-    st: &AppState,
-    m: MerchantId,
-    b: &AddRecordIn,
-    weixin_required: bool,
-) -> ApiResult<NewTodo> {
+/// Parses the request into a to-do; the domain's checks run in `core::todo::add`.
+fn parse(b: &AddRecordIn, weixin_required: bool) -> ApiResult<NewTodo> {
     let weixin = if weixin_required {
         required_str(&b.Weixin, "Weixin")?
     } else {
@@ -78,47 +74,15 @@ async fn validate(
         .RemindTime
         .get()
         .ok_or_else(|| ApiError::param("RemindTime", "is required"))?;
-    // A minute of slack: the caller's clock and ours are never exactly in step.
-    if remind_time < crate::store::now() - 60 {
-        return Err(ApiError::param("RemindTime", "must not be in the past"));
-    }
     let is_always = b.IsAlways.get().unwrap_or(0);
     if !(is_always == 0 || is_always == 1) {
         return Err(ApiError::param("IsAlways", "must be 0 or 1"));
     }
     let wechat_id = required_int(b.AdWecharId, "AdWecharId")?;
-    let t = st.store.tenant(m);
-    if !t.unknown_wechats(&[wechat_id]).await?.is_empty() {
-        return Err(ApiError::new(
-            Code::WechatNotFound,
-            format!("AdWecharId: no operating account {wechat_id}"),
-        ));
-    }
-    if !weixin.is_empty() && !t.fan_exists(wechat_id, &weixin).await? {
-        return Err(ApiError::new(
-            Code::FriendNotFound,
-            format!("Weixin: {weixin} is not a fan of operating account {wechat_id}"),
-        ));
-    }
-    let sff_id = b.SffId.non_empty().map(str::to_owned);
-    let mut staff: Vec<String> = b.Recipient.0.clone();
-    staff.extend(sff_id.clone());
-    let unknown = t.unknown_staff(&staff).await?;
-    if let Some(u) = unknown.first() {
-        let field = if sff_id.as_deref() == Some(u.as_str()) {
-            "SffId"
-        } else {
-            "Recipient"
-        };
-        return Err(ApiError::new(
-            Code::StaffNotFound,
-            format!("{field}: no staff member {u}"),
-        ));
-    }
     Ok(NewTodo {
         weixin,
         from_type,
-        sff_id,
+        sff_id: b.SffId.non_empty().map(str::to_owned),
         remind_title,
         content,
         remind_time,
@@ -140,12 +104,11 @@ async fn add(
     weixin_required: bool,
 ) -> ApiResult<(i64, bool)> {
     let tenant = st.store.tenant(m);
-    // Validation runs inside the idempotent write, after the key lookup: a retry whose
-    // RemindTime has meanwhile passed still gets its original answer.
-    let body = &b;
-    let (v, replayed) = idempotent(st, m, &key, route, body, |mut tx| async move {
-        let todo = validate(st, m, body, weixin_required).await?;
-        let id = tenant.add_todo(&mut tx, &todo).await?;
+    let todo = parse(&b, weixin_required)?;
+    // The domain's checks run inside the idempotent write, after the key lookup: a retry
+    // whose RemindTime has meanwhile passed still gets its original answer.
+    let (v, replayed) = idempotent(st, m, &key, route, &b, |mut tx| async move {
+        let id = crate::core::todo::add(tenant, &mut tx, &todo, crate::store::now()).await?;
         Ok((tx, serde_json::json!(id)))
     })
     .await?;

@@ -197,7 +197,7 @@ impl Tenant<'_> {
 
     /// Stores chats in one transaction, skipping any whose (account, message id) is
     /// already stored, and returns the ids given to the new ones in input order.
-    pub async fn insert_chats(&self, chats: &[NewChat]) -> Result<Vec<i64>, sqlx::Error> {
+    pub(crate) async fn insert_chats(&self, chats: &[NewChat]) -> Result<Vec<i64>, sqlx::Error> {
         let mut tx = self.store.write_pool().begin().await?;
         let ids = insert_chats_tx(&mut tx, self.m, chats).await?;
         tx.commit().await?;

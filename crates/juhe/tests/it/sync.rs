@@ -42,7 +42,7 @@ on_both! {
                             expand: String::new(),
                         })
                         .collect();
-                    ids.extend(store.tenant(m).insert_chats(&batch).await.unwrap());
+                    ids.extend(juhe::core::chats::record(store.tenant(m), &batch).await.unwrap());
                 }
                 ids
             }));

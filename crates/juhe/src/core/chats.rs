@@ -1,0 +1,81 @@
+//! Chat records (聊天记录): the one place a chat message is recorded, whoever reports it
+//! (the import and the demo today, the assistant gateway next).
+//!
+//! Recording is idempotent on the assistant's message id: a message whose
+//! (`ad_wechat_id`, `ad_sermsgid`) is already stored is skipped, so a re-sent batch after a
+//! reconnect or a re-run import changes nothing. Ids are taken in commit order, so readers
+//! that page by `minChattingId` never skip a record written concurrently.
+
+use std::collections::BTreeSet;
+
+pub use crate::store::chats::NewChat;
+
+use super::{Outcome, Rejection};
+use crate::store::Tenant;
+
+/// Checks one chat against the rules every recorded chat meets. `at` prefixes the field
+/// names in a refusal (e.g. `chats[3]`), so the reporter can find the record.
+pub fn check(at: &str, c: &NewChat) -> Outcome<()> {
+    let field = |f: &str| {
+        if at.is_empty() {
+            f.to_owned()
+        } else {
+            format!("{at}.{f}")
+        }
+    };
+    if c.sermsgid.trim().is_empty() {
+        return Err(Rejection::invalid(
+            field("ad_sermsgid"),
+            "must not be empty",
+        ));
+    }
+    if c.talker.trim().is_empty() {
+        return Err(Rejection::invalid(
+            field("ad_chatting_talter"),
+            "must not be empty",
+        ));
+    }
+    if !(c.issend == 0 || c.issend == 1) {
+        return Err(Rejection::invalid(
+            field("ad_chatting_issend"),
+            "must be 0 or 1",
+        ));
+    }
+    if let Some(r) = &c.resvred {
+        let decoded = percent_encoding::percent_decode_str(r)
+            .decode_utf8()
+            .map_err(|_| {
+                Rejection::invalid(field("ad_chatting_resvred"), "is not url-encoded UTF-8")
+            })?;
+        if serde_json::from_str::<serde_json::Value>(&decoded).is_err() {
+            return Err(Rejection::invalid(
+                field("ad_chatting_resvred"),
+                "does not url-decode to JSON",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Records a batch of chats for the merchant's operating accounts in one transaction and
+/// returns the ids given to the new ones, in input order (repeats get none). Nothing is
+/// written unless every chat passes [`check`] and names an operating account of the
+/// merchant.
+pub async fn record(t: Tenant<'_>, chats: &[NewChat]) -> Outcome<Vec<i64>> {
+    for (i, c) in chats.iter().enumerate() {
+        check(&format!("chats[{i}]"), c)?;
+    }
+    let accounts: Vec<i64> = chats
+        .iter()
+        .map(|c| c.wechat_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if let Some(id) = t.unknown_wechats(&accounts).await?.first() {
+        return Err(Rejection::UnknownWechat {
+            field: "ad_wechat_id",
+            id: *id,
+        });
+    }
+    Ok(t.insert_chats(chats).await?)
+}
