@@ -173,9 +173,7 @@ async fn ensure_data(
                 .collect(),
             ..Default::default()
         };
-        store
-            .tenant(m)
-            .import(&file, off, &|_| {})
+        juhe::core::import::import(store.tenant(m), &file, off, &|_| {})
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut batch = Vec::with_capacity(5000);

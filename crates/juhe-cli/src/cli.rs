@@ -315,7 +315,7 @@ pub async fn import_with_progress(
         indicatif::ProgressBar::hidden()
     };
     let progress = |n: u64| bar.inc(n);
-    let r = store.tenant(m).import(data, offset, &progress).await;
+    let r = juhe::core::import::import(store.tenant(m), data, offset, &progress).await;
     bar.finish_and_clear();
     match r {
         Ok(s) => Ok(s),

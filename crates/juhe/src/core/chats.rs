@@ -13,16 +13,10 @@ pub use crate::store::chats::NewChat;
 use super::{Outcome, Rejection};
 use crate::store::Tenant;
 
-/// Checks one chat against the rules every recorded chat meets. `at` prefixes the field
-/// names in a refusal (e.g. `chats[3]`), so the reporter can find the record.
-pub fn check(at: &str, c: &NewChat) -> Outcome<()> {
-    let field = |f: &str| {
-        if at.is_empty() {
-            f.to_owned()
-        } else {
-            format!("{at}.{f}")
-        }
-    };
+/// Checks one chat against the rules every recorded chat meets. A refusal names the
+/// record's field; callers add where the record stands (`chats[3].…`).
+pub fn check(c: &NewChat) -> Outcome<()> {
+    let field = |f: &str| f.to_owned();
     if c.sermsgid.trim().is_empty() {
         return Err(Rejection::invalid(
             field("ad_sermsgid"),
@@ -63,7 +57,12 @@ pub fn check(at: &str, c: &NewChat) -> Outcome<()> {
 /// merchant.
 pub async fn record(t: Tenant<'_>, chats: &[NewChat]) -> Outcome<Vec<i64>> {
     for (i, c) in chats.iter().enumerate() {
-        check(&format!("chats[{i}]"), c)?;
+        check(c).map_err(|r| match r {
+            Rejection::Invalid { field, problem } => {
+                Rejection::invalid(format!("chats[{i}].{field}"), problem)
+            }
+            other => other,
+        })?;
     }
     let accounts: Vec<i64> = chats
         .iter()

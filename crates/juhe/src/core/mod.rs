@@ -11,6 +11,7 @@
 
 pub mod bulk_send;
 pub mod chats;
+pub mod import;
 pub mod todo;
 
 /// Why the domain refused an operation. Each variant names the documented request field

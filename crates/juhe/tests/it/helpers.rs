@@ -132,15 +132,14 @@ impl TestApp {
 
     pub async fn import(&self, t: &Tenant, file: &Value) {
         let f: ImportFile = serde_json::from_value(file.clone()).unwrap();
-        self.store
-            .tenant(t.id)
-            .import(
-                &f,
-                chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
-                &|_| {},
-            )
-            .await
-            .unwrap();
+        juhe::core::import::import(
+            self.store.tenant(t.id),
+            &f,
+            chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
     }
 
     pub async fn token(&self, id: &str, secret: &str) -> String {

@@ -29,11 +29,11 @@ on_both! {
         let t = app.merchant("m").await;
         let f: juhe::store::import::ImportFile = serde_json::from_value(fixture()).unwrap();
         let off = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
-        let first = app.store.tenant(t.id).import(&f, off, &|_| {}).await.unwrap();
+        let first = juhe::core::import::import(app.store.tenant(t.id), &f, off, &|_| {}).await.unwrap();
         assert_eq!(first["chats"].changed, 8);
         assert_eq!(first["fans"].changed, 3);
         let before = snapshot(&app, &t).await;
-        let second = app.store.tenant(t.id).import(&f, off, &|_| {}).await.unwrap();
+        let second = juhe::core::import::import(app.store.tenant(t.id), &f, off, &|_| {}).await.unwrap();
         assert!(second.values().all(|k| k.changed == 0), "{second:?}");
         assert_eq!(second["chats"].records, 8);
         assert_eq!(snapshot(&app, &t).await, before);
@@ -45,7 +45,7 @@ on_both! {
         f["fans"][0]["ad_friend_name"] = json!("Lucy Li");
         f["staff"][1]["ad_staff_state"] = json!(1);
         let parsed: juhe::store::import::ImportFile = serde_json::from_value(f).unwrap();
-        let s = app.store.tenant(t.id).import(&parsed, chrono::FixedOffset::east_opt(8 * 3600).unwrap(), &|_| {}).await.unwrap();
+        let s = juhe::core::import::import(app.store.tenant(t.id), &parsed, chrono::FixedOffset::east_opt(8 * 3600).unwrap(), &|_| {}).await.unwrap();
         assert_eq!((s["fans"].changed, s["staff"].changed, s["chats"].changed), (1, 1, 0));
         let fans = app.values("/v2/Friend/GetFansList", &t.token, json!({"fansKe": "wxid_fan0001"})).await;
         assert_eq!(fans[0]["ad_friend_name"], "Lucy Li");
@@ -64,7 +64,7 @@ on_both! {
             let mut f = fixture();
             spoil(&mut f);
             let parsed: juhe::store::import::ImportFile = serde_json::from_value(f).unwrap();
-            match app.store.tenant(t.id).import(&parsed, off, &|_| {}).await {
+            match juhe::core::import::import(app.store.tenant(t.id), &parsed, off, &|_| {}).await {
                 Err(ImportError::Invalid(msg)) => assert!(msg.starts_with(want), "{msg:?} should start with {want:?}"),
                 other => panic!("expected a validation error, got {other:?}"),
             }

@@ -10,6 +10,7 @@ mod envelope;
 mod import;
 mod lists;
 mod ops;
+mod recording;
 mod report;
 mod sync;
 mod tenancy;
