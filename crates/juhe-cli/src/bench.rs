@@ -277,7 +277,7 @@ async fn getchat(args: GetchatArgs, cfg: Config) -> anyhow::Result<()> {
             fans_key: fan.clone(),
             ..Default::default()
         };
-        let (rows, _) = store
+        let rows = store
             .tenant(m)
             .chats_page(
                 &f,
@@ -286,12 +286,13 @@ async fn getchat(args: GetchatArgs, cfg: Config) -> anyhow::Result<()> {
                     size: 1000,
                 },
             )
-            .await?;
+            .await?
+            .rows;
         let usable = rows.len().saturating_sub(args.page_size as usize);
         let min = if usable == 0 {
             0
         } else {
-            rows[rng.gen_range(0..usable)].ad_chatting_id
+            rows[rng.gen_range(0..usable)].chat_id
         };
         cursors.push((m, wechat_id, fan, min));
     }

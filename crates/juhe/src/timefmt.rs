@@ -3,8 +3,6 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 use serde::{Serialize, Serializer};
-use sqlx::any::{AnyTypeInfo, AnyValueRef};
-use sqlx::{Any, Decode, Type};
 use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type as OType};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
@@ -127,21 +125,6 @@ impl Serialize for LocalTime {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut buf = [0u8; 19];
         s.serialize_str(write_local(self.0, scoped_offset(), &mut buf).unwrap_or(""))
-    }
-}
-
-impl Type<Any> for LocalTime {
-    fn type_info() -> AnyTypeInfo {
-        <i64 as Type<Any>>::type_info()
-    }
-    fn compatible(ty: &AnyTypeInfo) -> bool {
-        <i64 as Type<Any>>::compatible(ty)
-    }
-}
-
-impl<'r> Decode<'r, Any> for LocalTime {
-    fn decode(value: AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        <i64 as Decode<Any>>::decode(value).map(LocalTime)
     }
 }
 

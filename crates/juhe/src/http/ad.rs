@@ -4,14 +4,46 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{page, Body, Merchant};
-use super::{paged, AppState};
+use super::{paged, wire, AppState};
 use crate::error::{ApiResult, Envelope, Values};
 use crate::lenient::{OptInt, OptNum, OptStr, OptTime};
-use crate::store::misc::{Ad, AdFilter};
+use crate::store::misc::{AdFilter, AdRow};
+use crate::timefmt::LocalTime;
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Ad {
+    /// Ad record id.
+    pub id: i64,
+    /// 广告编号.
+    pub code: String,
+    pub name: String,
+    /// Spend.
+    pub costs: f64,
+    /// 0 offline, 1 online.
+    pub state: i64,
+    /// 0 self-built, 1 企客宝.
+    pub build_type: i64,
+    pub create_time: LocalTime,
+}
+
+impl From<AdRow> for Ad {
+    fn from(r: AdRow) -> Self {
+        Ad {
+            id: r.id,
+            code: r.code,
+            name: r.name,
+            costs: r.costs,
+            state: r.state,
+            build_type: r.build_type,
+            create_time: LocalTime(r.create_time),
+        }
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -73,7 +105,7 @@ pub async fn get_ad_list(
     let t = st.store.tenant(m);
     let (rows, more) = t.ads_page(&f, pg).await?;
     let total = t.ads_count(&f).await?;
-    Ok(paged(rows, more, pg, Some(total)))
+    Ok(paged(wire::<_, Ad>(rows), more, pg, Some(total)))
 }
 
 /// 读取广告条数: `values` is the count.

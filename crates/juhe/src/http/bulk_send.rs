@@ -13,7 +13,45 @@ use super::extract::{idempotent, replay_header, Body, IdempotencyKey, Merchant};
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Envelope, Values};
 use crate::lenient::{OptInt, OptStr, OptTime, StrList};
-use crate::store::misc::{BulkSendTask, BulkSendTaskOut, Deleted};
+use crate::store::misc::{BulkRow, BulkSendTask, Deleted};
+use crate::timefmt::LocalTime;
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct BulkSendTaskOut {
+    pub ad_bulk_send_id: i64,
+    pub task_name: String,
+    pub wechat_ids: Vec<i64>,
+    pub fans_keys: Vec<String>,
+    /// The content items, `[{"type": "0", "data": {...}}, ...]`.
+    #[schema(value_type = Vec<Object>)]
+    pub task_content: serde_json::Value,
+    pub send_time: Option<LocalTime>,
+    pub interval_seconds: i64,
+    pub staff_code: Option<String>,
+    /// 0 saved (waiting), 1 running, 2 finished, 3 cancelled. Only 0 exists until the
+    /// assistant gateway executes tasks.
+    pub state: i64,
+    pub create_time: LocalTime,
+    pub update_time: LocalTime,
+}
+
+impl From<BulkRow> for BulkSendTaskOut {
+    fn from(r: BulkRow) -> Self {
+        BulkSendTaskOut {
+            ad_bulk_send_id: r.task_id,
+            task_name: r.task_name,
+            wechat_ids: serde_json::from_str(&r.wechat_ids).unwrap_or_default(),
+            fans_keys: serde_json::from_str(&r.fans_keys).unwrap_or_default(),
+            task_content: serde_json::from_str(&r.task_content).unwrap_or(serde_json::Value::Null),
+            send_time: r.send_time.map(LocalTime),
+            interval_seconds: r.interval_seconds,
+            staff_code: r.staff_code,
+            state: r.state,
+            create_time: LocalTime(r.created_at),
+            update_time: LocalTime(r.updated_at),
+        }
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -149,7 +187,7 @@ pub async fn get_bulk_send_task(
 ) -> ApiResult<Response> {
     let id = crate::lenient::required_int(b.ad_bulk_send_id, "ad_bulk_send_id")?;
     match st.store.tenant(m).bulk_send(id).await? {
-        Some(t) => Ok(Values(t).into_response()),
+        Some(t) => Ok(Values(BulkSendTaskOut::from(t)).into_response()),
         None => Err(ApiError::not_found(format!(
             "ad_bulk_send_id: no bulk-send task {id}"
         ))),

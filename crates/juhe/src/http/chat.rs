@@ -5,17 +5,82 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{page, Body, Merchant};
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Envelope, PageInfo, Paged};
 use crate::lenient::{required_int, OptInt, OptStr, OptTime};
-use crate::store::chats::{ChatFilter, ChatRecord};
+use crate::store::chats::{ChatFilter, ChatRow, Conversation};
+use crate::timefmt::LocalTime;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v2/ChatMess/GetChat", post(get_chat))
+}
+
+/// One chat record exactly as GetChat documents it: 17 fields, all always present.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ChatRecord {
+    /// 聊天ID. Increases in commit order within a merchant: page with `minChattingId`.
+    pub ad_chatting_id: i64,
+    /// 粉丝标识: the fan's original WeChat id.
+    pub ad_chatting_talter: String,
+    /// 1 = sent by the operating account, 0 = sent by the fan.
+    pub ad_chatting_issend: i64,
+    /// 附加数据: url-encoded JSON whose shape depends on the message type, or null.
+    pub ad_chatting_resvred: Option<String>,
+    /// 运营号ID.
+    pub ad_wechat_id: i64,
+    /// 租户ID (the merchant id, as a string).
+    pub merchantid: String,
+    /// When the record last changed.
+    pub ad_chatting_updatetime: LocalTime,
+    /// 消息类型 (see the message type table).
+    pub ad_chatting_sate: i64,
+    /// 消息ID: the message id on the WeChat side.
+    pub ad_sermsgid: String,
+    /// When the message was sent.
+    pub ad_chatting_time: LocalTime,
+    /// 聊天内容, formatted per message type.
+    pub ad_chatting_content: String,
+    /// Staff member who sent it (outgoing messages), else null.
+    pub ad_staff_code: Option<String>,
+    /// 语音转文字: speech-to-text of a voice message, when available.
+    pub ad_voice_txt: Option<String>,
+    /// 粉丝头像.
+    pub ad_friend_photo: String,
+    /// 粉丝昵称.
+    pub ad_friend_name: String,
+    /// 聊天归属: attribution of the chat ("" when none).
+    pub ad_expand: String,
+    /// 运营机微信号.
+    pub ad_wechat_nober: String,
+}
+
+impl ChatRecord {
+    /// The documented record of a stored chat; `merchantid` is the merchant id as text.
+    pub fn new(r: ChatRow, merchantid: &str, c: &Conversation) -> ChatRecord {
+        ChatRecord {
+            ad_chatting_id: r.chat_id,
+            ad_chatting_talter: r.talker,
+            ad_chatting_issend: r.issend,
+            ad_chatting_resvred: r.resvred,
+            ad_wechat_id: r.wechat_id,
+            merchantid: merchantid.to_owned(),
+            ad_chatting_updatetime: LocalTime(r.updated_at),
+            ad_chatting_sate: r.msg_type,
+            ad_sermsgid: r.sermsgid,
+            ad_chatting_time: LocalTime(r.chat_time),
+            ad_chatting_content: r.content,
+            ad_staff_code: r.staff_code,
+            ad_voice_txt: r.voice_txt,
+            ad_friend_photo: c.fan_photo.clone(),
+            ad_friend_name: c.fan_name.clone(),
+            ad_expand: r.expand,
+            ad_wechat_nober: c.wechat_nober.clone(),
+        }
+    }
 }
 
 /// GetChat request, as documented. `pageSize`/`pageIndex` are documented as strings and
@@ -76,7 +141,14 @@ pub async fn get_chat(
         start: b.startTimestamp.get(),
         end: b.endTimestamp.get(),
     };
-    let (rows, more) = st.store.tenant(m).chats_page(&f, pg).await?;
+    let page = st.store.tenant(m).chats_page(&f, pg).await?;
+    let merchantid = m.get().to_string();
+    let more = page.more;
+    let rows: Vec<ChatRecord> = page
+        .rows
+        .into_iter()
+        .map(|r| ChatRecord::new(r, &merchantid, &page.conversation))
+        .collect();
     let last = rows.last().map(|r| r.ad_chatting_id);
     let page = PageInfo {
         page_index: pg.index,

@@ -4,14 +4,74 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{page, Body, Merchant};
-use super::{paged, AppState};
+use super::{paged, wire, AppState};
 use crate::error::{ApiResult, Envelope, Values};
 use crate::lenient::{OptInt, OptStr, OptTime};
-use crate::store::fans::{Fan, FanFilter};
+use crate::store::fans::{FanFilter, FanRow};
+use crate::timefmt::LocalTime;
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Fan {
+    /// Fan record id (unique within the merchant).
+    pub ad_friend_id: i64,
+    /// The fan's original WeChat id (wxid); this is `fansKey` elsewhere.
+    pub ad_friend_wenober: String,
+    /// The fan's user-visible WeChat id (微信号); may be empty.
+    pub ad_friend_uwenober: String,
+    /// Nickname.
+    pub ad_friend_name: String,
+    /// Avatar URL; may be empty.
+    pub ad_friend_photo: String,
+    /// Operating account the fan belongs to.
+    pub ad_wechat_id: i64,
+    /// That account's WeChat id.
+    pub ad_wechat_nober: String,
+    /// 0 personal WeChat, 3 WeCom.
+    pub ad_wechat_lei: i64,
+    /// Owning staff member, if assigned.
+    pub ad_staff_code: Option<String>,
+    /// How the fan was added (see the 来源 table in docs/api.md).
+    pub ad_relation_scene: i64,
+    /// 0 valid, 1 deleted by us, 4 deleted by them, 5 blocked by us, 6 blocked by them.
+    pub ad_relation_state: i64,
+    /// 0 friend, 1 group, 2 WeCom individual, 3 WeCom group.
+    pub ad_relation_isflock: i64,
+    /// When the fan was added.
+    pub ad_friend_addtime: LocalTime,
+    /// When the fan was bound to its staff member.
+    pub ad_bind_time: Option<LocalTime>,
+    /// Time of the last chat message with this fan.
+    pub ad_updatechatting_time: Option<LocalTime>,
+    /// When this record last changed (what `minUpdateTime` filters on).
+    pub ad_relation_updatetime: LocalTime,
+}
+
+impl From<FanRow> for Fan {
+    fn from(r: FanRow) -> Self {
+        Fan {
+            ad_friend_id: r.ad_friend_id,
+            ad_friend_wenober: r.ad_friend_wenober,
+            ad_friend_uwenober: r.ad_friend_uwenober,
+            ad_friend_name: r.ad_friend_name,
+            ad_friend_photo: r.ad_friend_photo,
+            ad_wechat_id: r.ad_wechat_id,
+            ad_wechat_nober: r.ad_wechat_nober,
+            ad_wechat_lei: r.ad_wechat_lei,
+            ad_staff_code: r.ad_staff_code,
+            ad_relation_scene: r.ad_relation_scene,
+            ad_relation_state: r.ad_relation_state,
+            ad_relation_isflock: r.ad_relation_isflock,
+            ad_friend_addtime: LocalTime(r.ad_friend_addtime),
+            ad_bind_time: r.ad_bind_time.map(LocalTime),
+            ad_updatechatting_time: r.ad_updatechatting_time.map(LocalTime),
+            ad_relation_updatetime: LocalTime(r.ad_relation_updatetime),
+        }
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -92,7 +152,7 @@ pub async fn get_fans_list(
     let t = st.store.tenant(m);
     let (rows, more) = t.fans_page(&f, pg).await?;
     let total = t.fans_count(&f).await?;
-    Ok(paged(rows, more, pg, Some(total)))
+    Ok(paged(wire::<_, Fan>(rows), more, pg, Some(total)))
 }
 
 /// 读取粉丝总数: how many fans match; `values` is the count.

@@ -4,14 +4,52 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{page, Body, Merchant};
-use super::{paged, AppState};
+use super::{paged, wire, AppState};
 use crate::error::{ApiError, ApiResult, Envelope};
 use crate::lenient::{OptInt, OptStr, OptTime};
-use crate::store::misc::{MeetingCall, MeetingCallFilter};
+use crate::store::misc::{MeetingCallFilter, MeetingCallRow};
+use crate::timefmt::LocalTime;
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct MeetingCall {
+    pub id: i64,
+    /// `meeting_voice_call` (WeCom session archive) or `voip_voice` (VoIP recording).
+    pub msg_type: String,
+    pub ad_wechat_id: i64,
+    pub ad_wechat_nober: String,
+    pub ad_wechat_nick: String,
+    pub ad_staff_code: String,
+    /// The fan's original WeChat id.
+    pub fans_key: String,
+    pub start_time: LocalTime,
+    pub end_time: LocalTime,
+    /// Seconds.
+    pub duration: i64,
+    /// Where the recording can be downloaded.
+    pub voice_url: String,
+}
+
+impl From<MeetingCallRow> for MeetingCall {
+    fn from(r: MeetingCallRow) -> Self {
+        MeetingCall {
+            id: r.id,
+            msg_type: r.msg_type,
+            ad_wechat_id: r.ad_wechat_id,
+            ad_wechat_nober: r.ad_wechat_nober,
+            ad_wechat_nick: r.ad_wechat_nick,
+            ad_staff_code: r.ad_staff_code,
+            fans_key: r.fans_key,
+            start_time: LocalTime(r.start_time),
+            end_time: LocalTime(r.end_time),
+            duration: r.duration,
+            voice_url: r.voice_url,
+        }
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new().route(
@@ -82,5 +120,5 @@ pub async fn get_meeting_voice_call(
     let t = st.store.tenant(m);
     let (rows, more) = t.meeting_calls_page(&f, pg).await?;
     let total = t.meeting_calls_count(&f).await?;
-    Ok(paged(rows, more, pg, Some(total)))
+    Ok(paged(wire::<_, MeetingCall>(rows), more, pg, Some(total)))
 }

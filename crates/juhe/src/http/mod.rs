@@ -187,6 +187,11 @@ fn new_request_id() -> String {
     format!("{:032x}", rand::thread_rng().gen::<u128>())
 }
 
+/// Store rows as the documented wire records.
+pub fn wire<R, W: From<R>>(rows: Vec<R>) -> Vec<W> {
+    rows.into_iter().map(W::from).collect()
+}
+
 /// A whole, unpaged list (the documented endpoint has no paging parameters).
 pub fn whole<T: serde::Serialize>(values: Vec<T>) -> Response {
     let n = values.len() as i64;

@@ -15,7 +15,7 @@ use super::{paged, whole, AppState};
 use crate::error::{ApiError, ApiResult, Envelope};
 use crate::lenient::{OptBool, OptInt, OptStr, OptTime};
 use crate::report::{compute, Inputs, StaffStats};
-use crate::store::org::{Staff, StaffFilter};
+use crate::store::org::{StaffFilter, StaffRow};
 use crate::store::{now, MerchantId};
 
 pub fn router() -> Router<AppState> {
@@ -229,7 +229,7 @@ pub async fn get_data_by_staff_customer(
 }
 
 fn group_rows(
-    staff: &[Staff],
+    staff: &[StaffRow],
     per_staff: &HashMap<String, StaffStats>,
     show: i64,
 ) -> Vec<StaffCustomerRow> {

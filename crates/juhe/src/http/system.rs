@@ -4,14 +4,80 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{page, Body, Merchant};
-use super::{paged, whole, AppState};
+use super::{paged, whole, wire, AppState};
 use crate::error::{ApiResult, Envelope};
 use crate::lenient::{OptInt, OptStr};
-use crate::store::org::{DepartGroup, Department, Staff, StaffFilter};
+use crate::store::org::{DepartGroupRow, DepartmentRow, StaffFilter, StaffRow};
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Department {
+    /// Department id.
+    pub departid: i64,
+    /// Department name.
+    pub departname: String,
+}
+
+impl From<DepartmentRow> for Department {
+    fn from(r: DepartmentRow) -> Self {
+        Department {
+            departid: r.departid,
+            departname: r.departname,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct DepartGroup {
+    /// Group id.
+    pub departgroupid: i64,
+    /// Department the group belongs to.
+    pub departid: i64,
+    /// Group name.
+    pub departgroupname: String,
+}
+
+impl From<DepartGroupRow> for DepartGroup {
+    fn from(r: DepartGroupRow) -> Self {
+        DepartGroup {
+            departgroupid: r.departgroupid,
+            departid: r.departid,
+            departgroupname: r.departgroupname,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Staff {
+    /// Staff number (员工编号), the staff member's key everywhere in the API.
+    pub ad_staff_code: String,
+    pub ad_staff_name: String,
+    pub departid: i64,
+    /// Department name ("" when the department is unknown).
+    pub departname: String,
+    pub departgroupid: i64,
+    /// Group name ("" when the group is unknown).
+    pub departgroupname: String,
+    /// 0 = active, 1 = disabled.
+    pub ad_staff_state: i64,
+}
+
+impl From<StaffRow> for Staff {
+    fn from(r: StaffRow) -> Self {
+        Staff {
+            ad_staff_code: r.ad_staff_code,
+            ad_staff_name: r.ad_staff_name,
+            departid: r.departid,
+            departname: r.departname,
+            departgroupid: r.departgroupid,
+            departgroupname: r.departgroupname,
+            ad_staff_state: r.ad_staff_state,
+        }
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -33,7 +99,9 @@ pub async fn get_depart_list(
     State(st): State<AppState>,
     Merchant(m): Merchant,
 ) -> ApiResult<Response> {
-    Ok(whole(st.store.tenant(m).departments().await?))
+    Ok(whole(wire::<_, Department>(
+        st.store.tenant(m).departments().await?,
+    )))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -53,12 +121,12 @@ pub async fn get_depart_group_list(
     Merchant(m): Merchant,
     Body(b): Body<DepartGroupListIn>,
 ) -> ApiResult<Response> {
-    Ok(whole(
+    Ok(whole(wire::<_, DepartGroup>(
         st.store
             .tenant(m)
             .depart_groups(b.departId.filter())
             .await?,
-    ))
+    )))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -90,7 +158,7 @@ pub async fn get_staff_list(
         include_disabled,
         ..Default::default()
     };
-    Ok(whole(st.store.tenant(m).staff(&f).await?))
+    Ok(whole(wire::<_, Staff>(st.store.tenant(m).staff(&f).await?)))
 }
 
 fn staff_state(v: OptInt, default: i64) -> ApiResult<bool> {
@@ -144,5 +212,5 @@ pub async fn get_all_staff_list(
     let t = st.store.tenant(m);
     let (rows, more) = t.staff_page(&f, pg).await?;
     let total = t.staff_count(&f).await?;
-    Ok(paged(rows, more, pg, Some(total)))
+    Ok(paged(wire::<_, Staff>(rows), more, pg, Some(total)))
 }

@@ -8,11 +8,60 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{idempotent, page, replay_header, Body, IdempotencyKey, Merchant};
-use super::{paged, AppState};
+use super::{paged, wire, AppState};
 use crate::error::{ApiError, ApiResult, Envelope, Values};
 use crate::lenient::{required_int, required_str, OptInt, OptStr, OptTime, StrList};
-use crate::store::misc::{NewTodo, Todo, TodoFilter};
+use crate::store::misc::{NewTodo, TodoFilter, TodoRow};
 use crate::store::MerchantId;
+use crate::timefmt::LocalTime;
+
+/// A to-do as the list returns it; field names follow AddRecordNew's request.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[allow(non_snake_case)]
+pub struct Todo {
+    /// The to-do's id (what AddRecordNew returns).
+    pub Id: i64,
+    pub Weixin: String,
+    pub From: i64,
+    pub SffId: Option<String>,
+    pub RemindTitle: String,
+    pub FollowupsiTuation: String,
+    pub RemindTime: LocalTime,
+    pub IsAlways: i64,
+    pub Recipient: Vec<String>,
+    pub AdWecharId: i64,
+    /// WeChat id of the operating account.
+    pub wechatNober: String,
+    pub LevelColor: Option<String>,
+    pub LevelName: Option<String>,
+    pub EventType: Option<i64>,
+    /// 0 unprocessed, 1 processed.
+    pub usersate: i64,
+    pub CreateTime: LocalTime,
+}
+
+impl From<TodoRow> for Todo {
+    fn from(r: TodoRow) -> Self {
+        Todo {
+            Id: r.todo_id,
+            Weixin: r.weixin,
+            From: r.from_type,
+            SffId: r.sff_id,
+            RemindTitle: r.remind_title,
+            FollowupsiTuation: r.content,
+            RemindTime: LocalTime(r.remind_time),
+            IsAlways: r.is_always,
+            Recipient: serde_json::from_str(&r.recipients).unwrap_or_default(),
+            AdWecharId: r.wechat_id,
+            wechatNober: r.wechat_nober.unwrap_or_default(),
+            LevelColor: r.level_color,
+            LevelName: r.level_name,
+            EventType: r.event_type,
+            usersate: r.state,
+            CreateTime: LocalTime(r.created_at),
+        }
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -201,7 +250,7 @@ pub async fn get_charge_daffaires_list(
     let t = st.store.tenant(m);
     let (rows, more) = t.todos_page(&f, pg).await?;
     let total = t.todos_count(&f).await?;
-    Ok(paged(rows, more, pg, Some(total)))
+    Ok(paged(wire::<_, Todo>(rows), more, pg, Some(total)))
 }
 
 /// 获取待办列表总数: `values` is the count.

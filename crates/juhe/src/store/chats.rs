@@ -3,67 +3,44 @@
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::fast::FastRow;
 use super::{now, take_ids, trim_page, MerchantId, Page, Sql, Tenant};
-use crate::timefmt::LocalTime;
 
-/// One chat record exactly as GetChat documents it: 17 fields, all always present.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
-pub struct ChatRecord {
-    /// 聊天ID. Increases in commit order within a merchant: page with `minChattingId`.
-    pub ad_chatting_id: i64,
-    /// 粉丝标识: the fan's original WeChat id.
-    pub ad_chatting_talter: String,
-    /// 1 = sent by the operating account, 0 = sent by the fan.
-    pub ad_chatting_issend: i64,
-    /// 附加数据: url-encoded JSON whose shape depends on the message type, or null.
-    pub ad_chatting_resvred: Option<String>,
-    /// 运营号ID.
-    pub ad_wechat_id: i64,
-    /// 租户ID (the merchant id, as a string).
-    pub merchantid: String,
-    /// When the record last changed.
-    pub ad_chatting_updatetime: LocalTime,
-    /// 消息类型 (see the message type table).
-    pub ad_chatting_sate: i64,
-    /// 消息ID: the message id on the WeChat side.
-    pub ad_sermsgid: String,
-    /// When the message was sent.
-    pub ad_chatting_time: LocalTime,
-    /// 聊天内容, formatted per message type.
-    pub ad_chatting_content: String,
-    /// Staff member who sent it (outgoing messages), else null.
-    pub ad_staff_code: Option<String>,
-    /// 语音转文字: speech-to-text of a voice message, when available.
-    pub ad_voice_txt: Option<String>,
-    /// 粉丝头像.
-    pub ad_friend_photo: String,
-    /// 粉丝昵称.
-    pub ad_friend_name: String,
-    /// 聊天归属: attribution of the chat ("" when none).
-    pub ad_expand: String,
-    /// 运营机微信号.
-    pub ad_wechat_nober: String,
+/// A stored chat. Times are Unix seconds; the HTTP layer renders the documented record.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+pub struct ChatRow {
+    pub chat_id: i64,
+    pub talker: String,
+    pub issend: i64,
+    pub resvred: Option<String>,
+    pub wechat_id: i64,
+    pub updated_at: i64,
+    pub msg_type: i64,
+    pub sermsgid: String,
+    pub chat_time: i64,
+    pub content: String,
+    pub staff_code: Option<String>,
+    pub voice_txt: Option<String>,
+    pub expand: String,
 }
 
-/// A stored chat row, before the account and fan columns are added.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct ChatRow {
-    chat_id: i64,
-    talker: String,
-    issend: i64,
-    resvred: Option<String>,
-    wechat_id: i64,
-    updated_at: i64,
-    msg_type: i64,
-    sermsgid: String,
-    chat_time: i64,
-    content: String,
-    staff_code: Option<String>,
-    voice_txt: Option<String>,
-    expand: String,
+/// What a chat record shows beside the chat itself: the operating account's WeChat id and
+/// the fan's avatar and nickname (empty when unknown).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conversation {
+    pub wechat_nober: String,
+    pub fan_photo: String,
+    pub fan_name: String,
+}
+
+/// One page of one conversation.
+#[derive(Debug, Clone, Default)]
+pub struct ChatPage {
+    pub conversation: Conversation,
+    pub rows: Vec<ChatRow>,
+    /// Whether more records follow.
+    pub more: bool,
 }
 
 impl FastRow for ChatRow {
@@ -121,11 +98,7 @@ impl Tenant<'_> {
     /// The hottest read of the API (incremental sync polls it): on SQLite both statements
     /// take the synchronous read path (`Store::read_all`). The account and fan columns are
     /// read once per page rather than joined into every row.
-    pub async fn chats_page(
-        &self,
-        f: &ChatFilter,
-        page: Page,
-    ) -> Result<(Vec<ChatRecord>, bool), sqlx::Error> {
+    pub async fn chats_page(&self, f: &ChatFilter, page: Page) -> Result<ChatPage, sqlx::Error> {
         let mut q = Sql::new(
             "SELECT w.wechat_nober, COALESCE(f.photo, ''), COALESCE(f.name, '') FROM wechats w \
              LEFT JOIN fans f ON f.merchant_id = w.merchant_id AND f.wechat_id = w.wechat_id AND f.wenober = ",
@@ -146,7 +119,7 @@ impl Tenant<'_> {
         let Some((nober, photo, name)): Option<(String, String, String)> =
             self.store.read_optional(q).await?
         else {
-            return Ok((Vec::new(), false));
+            return Ok(ChatPage::default());
         };
         let mut q = Sql::new(
             "SELECT chat_id, talker, issend, resvred, wechat_id, updated_at, msg_type, sermsgid, chat_time, content, \
@@ -169,30 +142,15 @@ impl Tenant<'_> {
         q.push(" ORDER BY chat_id");
         page.push_limit(&mut q);
         let (rows, more) = trim_page(self.store.read_all::<ChatRow>(q).await?, page);
-        let merchantid = self.m.get().to_string();
-        let records = rows
-            .into_iter()
-            .map(|r| ChatRecord {
-                ad_chatting_id: r.chat_id,
-                ad_chatting_talter: r.talker,
-                ad_chatting_issend: r.issend,
-                ad_chatting_resvred: r.resvred,
-                ad_wechat_id: r.wechat_id,
-                merchantid: merchantid.clone(),
-                ad_chatting_updatetime: LocalTime(r.updated_at),
-                ad_chatting_sate: r.msg_type,
-                ad_sermsgid: r.sermsgid,
-                ad_chatting_time: LocalTime(r.chat_time),
-                ad_chatting_content: r.content,
-                ad_staff_code: r.staff_code,
-                ad_voice_txt: r.voice_txt,
-                ad_friend_photo: photo.clone(),
-                ad_friend_name: name.clone(),
-                ad_expand: r.expand,
-                ad_wechat_nober: nober.clone(),
-            })
-            .collect();
-        Ok((records, more))
+        Ok(ChatPage {
+            conversation: Conversation {
+                wechat_nober: nober,
+                fan_photo: photo,
+                fan_name: name,
+            },
+            rows,
+            more,
+        })
     }
 
     /// Stores chats in one transaction, skipping any whose (account, message id) is

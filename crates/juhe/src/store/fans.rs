@@ -1,46 +1,27 @@
 //! Fans (粉丝): a customer as seen by one operating account. The same WeChat user added
 //! by two accounts is two fans, keyed by (operating account, original WeChat id).
 
-use serde::Serialize;
-use utoipa::ToSchema;
-
 use super::{like_pattern, trim_page, Page, Sql, Tenant};
-use crate::timefmt::LocalTime;
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
-pub struct Fan {
-    /// Fan record id (unique within the merchant).
+/// A fan as stored; times are Unix seconds.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+pub struct FanRow {
     pub ad_friend_id: i64,
-    /// The fan's original WeChat id (wxid); this is `fansKey` elsewhere.
     pub ad_friend_wenober: String,
-    /// The fan's user-visible WeChat id (微信号); may be empty.
     pub ad_friend_uwenober: String,
-    /// Nickname.
     pub ad_friend_name: String,
-    /// Avatar URL; may be empty.
     pub ad_friend_photo: String,
-    /// Operating account the fan belongs to.
     pub ad_wechat_id: i64,
-    /// That account's WeChat id.
     pub ad_wechat_nober: String,
-    /// 0 personal WeChat, 3 WeCom.
     pub ad_wechat_lei: i64,
-    /// Owning staff member, if assigned.
     pub ad_staff_code: Option<String>,
-    /// How the fan was added (see the 来源 table in docs/api.md).
     pub ad_relation_scene: i64,
-    /// 0 valid, 1 deleted by us, 4 deleted by them, 5 blocked by us, 6 blocked by them.
     pub ad_relation_state: i64,
-    /// 0 friend, 1 group, 2 WeCom individual, 3 WeCom group.
     pub ad_relation_isflock: i64,
-    /// When the fan was added.
-    pub ad_friend_addtime: LocalTime,
-    /// When the fan was bound to its staff member.
-    pub ad_bind_time: Option<LocalTime>,
-    /// Time of the last chat message with this fan.
-    pub ad_updatechatting_time: Option<LocalTime>,
-    /// When this record last changed (what `minUpdateTime` filters on).
-    pub ad_relation_updatetime: LocalTime,
+    pub ad_friend_addtime: i64,
+    pub ad_bind_time: Option<i64>,
+    pub ad_updatechatting_time: Option<i64>,
+    pub ad_relation_updatetime: i64,
 }
 
 /// Filters shared by GetFansList and GetFansCount. Times are Unix seconds, inclusive.
@@ -116,7 +97,7 @@ impl Tenant<'_> {
         &self,
         f: &FanFilter,
         page: Page,
-    ) -> Result<(Vec<Fan>, bool), sqlx::Error> {
+    ) -> Result<(Vec<FanRow>, bool), sqlx::Error> {
         let mut q = Sql::new(FAN_COLUMNS);
         self.push_fan_filter(&mut q, f);
         q.push(" ORDER BY f.fan_id");

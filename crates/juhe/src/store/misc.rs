@@ -1,29 +1,22 @@
 //! Ads (广告), to-dos (待办), RPA bulk-send tasks (群发) and call recordings (音频存档).
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::idempotency::Tx;
 use super::{like_pattern, now, take_ids, trim_page, Page, Sql, Tenant};
-use crate::timefmt::LocalTime;
 
 // ---------------------------------------------------------------- ads
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Ad {
-    /// Ad record id.
+/// An ad as stored; times are Unix seconds.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+pub struct AdRow {
     pub id: i64,
-    /// 广告编号.
     pub code: String,
     pub name: String,
-    /// Spend.
     pub costs: f64,
-    /// 0 offline, 1 online.
     pub state: i64,
-    /// 0 self-built, 1 企客宝.
     pub build_type: i64,
-    pub create_time: LocalTime,
+    pub create_time: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -58,71 +51,23 @@ pub struct NewTodo {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct TodoRow {
-    todo_id: i64,
-    weixin: String,
-    from_type: i64,
-    sff_id: Option<String>,
-    remind_title: String,
-    content: String,
-    remind_time: i64,
-    is_always: i64,
-    recipients: String,
-    wechat_id: i64,
-    wechat_nober: Option<String>,
-    level_color: Option<String>,
-    level_name: Option<String>,
-    event_type: Option<i64>,
-    state: i64,
-    created_at: i64,
-}
-
-/// A to-do as the list returns it; field names follow AddRecordNew's request.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
-#[allow(non_snake_case)]
-pub struct Todo {
-    /// The to-do's id (what AddRecordNew returns).
-    pub Id: i64,
-    pub Weixin: String,
-    pub From: i64,
-    pub SffId: Option<String>,
-    pub RemindTitle: String,
-    pub FollowupsiTuation: String,
-    pub RemindTime: LocalTime,
-    pub IsAlways: i64,
-    pub Recipient: Vec<String>,
-    pub AdWecharId: i64,
-    /// WeChat id of the operating account.
-    pub wechatNober: String,
-    pub LevelColor: Option<String>,
-    pub LevelName: Option<String>,
-    pub EventType: Option<i64>,
-    /// 0 unprocessed, 1 processed.
-    pub usersate: i64,
-    pub CreateTime: LocalTime,
-}
-
-impl From<TodoRow> for Todo {
-    fn from(r: TodoRow) -> Self {
-        Todo {
-            Id: r.todo_id,
-            Weixin: r.weixin,
-            From: r.from_type,
-            SffId: r.sff_id,
-            RemindTitle: r.remind_title,
-            FollowupsiTuation: r.content,
-            RemindTime: LocalTime(r.remind_time),
-            IsAlways: r.is_always,
-            Recipient: serde_json::from_str(&r.recipients).unwrap_or_default(),
-            AdWecharId: r.wechat_id,
-            wechatNober: r.wechat_nober.unwrap_or_default(),
-            LevelColor: r.level_color,
-            LevelName: r.level_name,
-            EventType: r.event_type,
-            usersate: r.state,
-            CreateTime: LocalTime(r.created_at),
-        }
-    }
+pub struct TodoRow {
+    pub todo_id: i64,
+    pub weixin: String,
+    pub from_type: i64,
+    pub sff_id: Option<String>,
+    pub remind_title: String,
+    pub content: String,
+    pub remind_time: i64,
+    pub is_always: i64,
+    pub recipients: String,
+    pub wechat_id: i64,
+    pub wechat_nober: Option<String>,
+    pub level_color: Option<String>,
+    pub level_name: Option<String>,
+    pub event_type: Option<i64>,
+    pub state: i64,
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -153,55 +98,18 @@ pub struct BulkSendTask {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct BulkRow {
-    task_id: i64,
-    task_name: String,
-    wechat_ids: String,
-    fans_keys: String,
-    task_content: String,
-    send_time: Option<i64>,
-    interval_seconds: i64,
-    staff_code: Option<String>,
-    state: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
-pub struct BulkSendTaskOut {
-    pub ad_bulk_send_id: i64,
+pub struct BulkRow {
+    pub task_id: i64,
     pub task_name: String,
-    pub wechat_ids: Vec<i64>,
-    pub fans_keys: Vec<String>,
-    /// The content items, `[{"type": "0", "data": {...}}, ...]`.
-    #[schema(value_type = Vec<Object>)]
-    pub task_content: serde_json::Value,
-    pub send_time: Option<LocalTime>,
+    pub wechat_ids: String,
+    pub fans_keys: String,
+    pub task_content: String,
+    pub send_time: Option<i64>,
     pub interval_seconds: i64,
     pub staff_code: Option<String>,
-    /// 0 saved (waiting), 1 running, 2 finished, 3 cancelled. Only 0 exists until the
-    /// assistant gateway executes tasks.
     pub state: i64,
-    pub create_time: LocalTime,
-    pub update_time: LocalTime,
-}
-
-impl From<BulkRow> for BulkSendTaskOut {
-    fn from(r: BulkRow) -> Self {
-        BulkSendTaskOut {
-            ad_bulk_send_id: r.task_id,
-            task_name: r.task_name,
-            wechat_ids: serde_json::from_str(&r.wechat_ids).unwrap_or_default(),
-            fans_keys: serde_json::from_str(&r.fans_keys).unwrap_or_default(),
-            task_content: serde_json::from_str(&r.task_content).unwrap_or(serde_json::Value::Null),
-            send_time: r.send_time.map(LocalTime),
-            interval_seconds: r.interval_seconds,
-            staff_code: r.staff_code,
-            state: r.state,
-            create_time: LocalTime(r.created_at),
-            update_time: LocalTime(r.updated_at),
-        }
-    }
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// Outcome of deleting a bulk-send task.
@@ -214,22 +122,19 @@ pub enum Deleted {
 
 // ---------------------------------------------------------------- meeting calls
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
-pub struct MeetingCall {
+/// A call recording as stored; times are Unix seconds.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+pub struct MeetingCallRow {
     pub id: i64,
-    /// `meeting_voice_call` (WeCom session archive) or `voip_voice` (VoIP recording).
     pub msg_type: String,
     pub ad_wechat_id: i64,
     pub ad_wechat_nober: String,
     pub ad_wechat_nick: String,
     pub ad_staff_code: String,
-    /// The fan's original WeChat id.
     pub fans_key: String,
-    pub start_time: LocalTime,
-    pub end_time: LocalTime,
-    /// Seconds.
+    pub start_time: i64,
+    pub end_time: i64,
     pub duration: i64,
-    /// Where the recording can be downloaded.
     pub voice_url: String,
 }
 
@@ -279,7 +184,11 @@ impl Tenant<'_> {
         }
     }
 
-    pub async fn ads_page(&self, f: &AdFilter, page: Page) -> Result<(Vec<Ad>, bool), sqlx::Error> {
+    pub async fn ads_page(
+        &self,
+        f: &AdFilter,
+        page: Page,
+    ) -> Result<(Vec<AdRow>, bool), sqlx::Error> {
         let mut q =
             Sql::new("SELECT ad_id AS id, code, name, costs, state, build_type, create_time");
         self.push_ad_filter(&mut q, f);
@@ -370,7 +279,7 @@ impl Tenant<'_> {
         &self,
         f: &TodoFilter,
         page: Page,
-    ) -> Result<(Vec<Todo>, bool), sqlx::Error> {
+    ) -> Result<(Vec<TodoRow>, bool), sqlx::Error> {
         let mut q = Sql::new(
             "SELECT t.todo_id, t.weixin, t.from_type, t.sff_id, t.remind_title, t.content, t.remind_time, t.is_always, t.recipients, \
              t.wechat_id, w.wechat_nober, t.level_color, t.level_name, t.event_type, t.state, t.created_at",
@@ -380,7 +289,7 @@ impl Tenant<'_> {
         page.push_limit(&mut q);
         let rows: Vec<TodoRow> = q.fetch_all(self.store.read_pool()).await?;
         let (rows, more) = trim_page(rows, page);
-        Ok((rows.into_iter().map(Todo::from).collect(), more))
+        Ok((rows, more))
     }
 
     pub async fn todos_count(&self, f: &TodoFilter) -> Result<i64, sqlx::Error> {
@@ -456,7 +365,7 @@ impl Tenant<'_> {
         }
     }
 
-    pub async fn bulk_send(&self, id: i64) -> Result<Option<BulkSendTaskOut>, sqlx::Error> {
+    pub async fn bulk_send(&self, id: i64) -> Result<Option<BulkRow>, sqlx::Error> {
         let mut q = Sql::new(
             "SELECT task_id, task_name, wechat_ids, fans_keys, task_content, send_time, interval_seconds, staff_code, state, created_at, updated_at \
              FROM bulk_send_tasks WHERE merchant_id = ",
@@ -466,7 +375,7 @@ impl Tenant<'_> {
             .bind(id)
             .push(" AND deleted_at IS NULL");
         let row: Option<BulkRow> = q.fetch_optional(self.store.read_pool()).await?;
-        Ok(row.map(BulkSendTaskOut::from))
+        Ok(row)
     }
 
     /// Soft-deletes a task, so that a repeated delete can answer "already deleted".
@@ -535,7 +444,7 @@ impl Tenant<'_> {
         &self,
         f: &MeetingCallFilter,
         page: Page,
-    ) -> Result<(Vec<MeetingCall>, bool), sqlx::Error> {
+    ) -> Result<(Vec<MeetingCallRow>, bool), sqlx::Error> {
         let mut q = Sql::new(
             "SELECT c.call_id AS id, c.msg_type, c.wechat_id AS ad_wechat_id, w.wechat_nober AS ad_wechat_nober, w.wechat_nick AS ad_wechat_nick, \
              c.staff_code AS ad_staff_code, c.fans_key, c.start_time, c.start_time + c.duration AS end_time, c.duration, c.voice_url",

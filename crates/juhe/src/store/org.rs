@@ -1,41 +1,31 @@
 //! Organisation: departments (部门), groups (组), staff (员工) and operating accounts (运营号).
 
-use serde::Serialize;
-use utoipa::ToSchema;
-
 use super::{like_pattern, trim_page, Page, Sql, Tenant};
-use crate::timefmt::LocalTime;
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
-pub struct Department {
-    /// Department id.
+/// A department as stored.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+pub struct DepartmentRow {
     pub departid: i64,
-    /// Department name.
     pub departname: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
-pub struct DepartGroup {
-    /// Group id.
+/// A department group as stored.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+pub struct DepartGroupRow {
     pub departgroupid: i64,
-    /// Department the group belongs to.
     pub departid: i64,
-    /// Group name.
     pub departgroupname: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow, PartialEq)]
-pub struct Staff {
-    /// Staff number (员工编号), the staff member's key everywhere in the API.
+/// A staff member as stored, with department and group names.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+pub struct StaffRow {
     pub ad_staff_code: String,
     pub ad_staff_name: String,
     pub departid: i64,
-    /// Department name ("" when the department is unknown).
     pub departname: String,
     pub departgroupid: i64,
-    /// Group name ("" when the group is unknown).
     pub departgroupname: String,
-    /// 0 = active, 1 = disabled.
     pub ad_staff_state: i64,
 }
 
@@ -47,7 +37,8 @@ pub struct Wechat {
     pub original_nober: String,
     pub wechat_lei: i64,
     pub staff_code: Option<String>,
-    pub addtime: LocalTime,
+    /// Unix seconds.
+    pub addtime: i64,
 }
 
 /// Filters of the staff list endpoints.
@@ -71,7 +62,7 @@ const STAFF_COLUMNS: &str = "SELECT s.staff_code AS ad_staff_code, s.staff_name 
      s.staff_state AS ad_staff_state";
 
 impl Tenant<'_> {
-    pub async fn departments(&self) -> Result<Vec<Department>, sqlx::Error> {
+    pub async fn departments(&self) -> Result<Vec<DepartmentRow>, sqlx::Error> {
         let mut q = Sql::new("SELECT departid, departname FROM departments WHERE merchant_id = ");
         q.bind(self.m.get()).push(" ORDER BY departid");
         q.fetch_all(self.store.read_pool()).await
@@ -80,7 +71,7 @@ impl Tenant<'_> {
     pub async fn depart_groups(
         &self,
         depart_id: Option<i64>,
-    ) -> Result<Vec<DepartGroup>, sqlx::Error> {
+    ) -> Result<Vec<DepartGroupRow>, sqlx::Error> {
         let mut q = Sql::new("SELECT departgroupid, departid, departgroupname FROM depart_groups WHERE merchant_id = ");
         q.bind(self.m.get());
         if let Some(d) = depart_id {
@@ -115,7 +106,7 @@ impl Tenant<'_> {
     }
 
     /// Staff matching the filter, all of them (the documented endpoint has no paging).
-    pub async fn staff(&self, f: &StaffFilter) -> Result<Vec<Staff>, sqlx::Error> {
+    pub async fn staff(&self, f: &StaffFilter) -> Result<Vec<StaffRow>, sqlx::Error> {
         let mut q = Sql::new(STAFF_COLUMNS);
         self.push_staff_filter(&mut q, f);
         q.push(" ORDER BY s.staff_code");
@@ -127,7 +118,7 @@ impl Tenant<'_> {
         &self,
         f: &StaffFilter,
         page: Page,
-    ) -> Result<(Vec<Staff>, bool), sqlx::Error> {
+    ) -> Result<(Vec<StaffRow>, bool), sqlx::Error> {
         let mut q = Sql::new(STAFF_COLUMNS);
         self.push_staff_filter(&mut q, f);
         q.push(" ORDER BY s.staff_code");
