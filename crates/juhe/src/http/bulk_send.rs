@@ -207,7 +207,8 @@ pub async fn save_bulk_send_task(
         &key,
         "BulkSend/SaveBulkSendTask",
         &b,
-        |mut tx| async move {
+        || async { Ok(()) },
+        |mut tx, ()| async move {
             match t.save_bulk_send(&mut tx, id, &task).await? {
                 Some(id) => Ok((tx, serde_json::json!(id))),
                 None => Err(ApiError::not_found(format!(

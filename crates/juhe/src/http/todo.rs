@@ -140,14 +140,21 @@ async fn add(
     weixin_required: bool,
 ) -> ApiResult<(i64, bool)> {
     let tenant = st.store.tenant(m);
-    // Validation runs inside the idempotent write, after the key lookup: a retry whose
-    // RemindTime has meanwhile passed still gets its original answer.
+    // Validation runs after the key lookup: a retry whose RemindTime has meanwhile passed
+    // still gets its original answer.
     let body = &b;
-    let (v, replayed) = idempotent(st, m, &key, route, body, |mut tx| async move {
-        let todo = validate(st, m, body, weixin_required).await?;
-        let id = tenant.add_todo(&mut tx, &todo).await?;
-        Ok((tx, serde_json::json!(id)))
-    })
+    let (v, replayed) = idempotent(
+        st,
+        m,
+        &key,
+        route,
+        body,
+        || validate(st, m, body, weixin_required),
+        |mut tx, todo| async move {
+            let id = tenant.add_todo(&mut tx, &todo).await?;
+            Ok((tx, serde_json::json!(id)))
+        },
+    )
     .await?;
     Ok((v.as_i64().unwrap_or_default(), replayed))
 }
