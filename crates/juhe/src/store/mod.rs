@@ -540,6 +540,72 @@ mod tests {
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 
+    /// Two stores on one file are what two server processes are. A write transaction that
+    /// reads before it writes is the case SQLite cannot make wait once it has begun
+    /// deferred (its snapshot may be stale by the time it wants to write): it must begin
+    /// with the write lock and queue behind the other process instead of failing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_stores_on_one_sqlite_file_never_fail_a_write_that_reads_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/two.db", dir.path().display());
+        let a = Store::open(&url, 2).await.unwrap();
+        let b = Store::connect(&url, 2).await.unwrap();
+        sqlx::query("CREATE TABLE counter (n INTEGER NOT NULL)")
+            .execute(a.write_pool())
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO counter (n) VALUES (0)")
+            .execute(a.write_pool())
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for store in [a.clone(), b.clone()] {
+            for _ in 0..4 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut failures = Vec::new();
+                    for _ in 0..25 {
+                        let r: Result<(), sqlx::Error> = async {
+                            let mut tx = store.begin_write().await?;
+                            let n: i64 = sqlx::query_scalar("SELECT n FROM counter")
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            tokio::task::yield_now().await;
+                            sqlx::query("UPDATE counter SET n = $1")
+                                .bind(n + 1)
+                                .execute(&mut *tx)
+                                .await?;
+                            tx.commit().await
+                        }
+                        .await;
+                        if let Err(e) = r {
+                            failures.push(e.to_string());
+                        }
+                    }
+                    failures
+                }));
+            }
+        }
+        let mut failures = Vec::new();
+        for t in tasks {
+            failures.extend(t.await.unwrap());
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of 200 writes failed, e.g. {:?}",
+            failures.len(),
+            failures.first()
+        );
+        // Every read-modify-write saw the one before it: no lost update either.
+        let n: i64 = sqlx::query_scalar("SELECT n FROM counter")
+            .fetch_one(a.read_pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 200);
+        a.close().await;
+        b.close().await;
+    }
+
     #[test]
     fn like_patterns_escape_wildcards() {
         assert_eq!(like_pattern("a%b_c"), "%a\\%b\\_c%");
