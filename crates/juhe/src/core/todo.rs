@@ -5,12 +5,10 @@ use crate::store::idempotency::Tx;
 use crate::store::misc::NewTodo;
 use crate::store::Tenant;
 
-/// Checks a to-do against the merchant's data and stores it in `tx`; returns its id.
-///
-/// Runs inside the caller's transaction so that an idempotency key is stored with it,
-/// and after the key lookup, so that a retry whose reminder has meanwhile passed still
-/// gets its first answer instead of a refusal.
-pub async fn add(t: Tenant<'_>, tx: &mut Tx, todo: &NewTodo, now: i64) -> Outcome<i64> {
+/// Checks a to-do against the merchant's data. Reads through the pool, so callers run it
+/// before they open the write's transaction: no request holds a connection while it waits
+/// for another.
+pub async fn check(t: Tenant<'_>, todo: &NewTodo, now: i64) -> Outcome<()> {
     // A minute of slack: the caller's clock and ours are never exactly in step.
     if todo.remind_time < now - 60 {
         return Err(Rejection::invalid("RemindTime", "must not be in the past"));
@@ -38,5 +36,11 @@ pub async fn add(t: Tenant<'_>, tx: &mut Tx, todo: &NewTodo, now: i64) -> Outcom
         };
         return Err(Rejection::UnknownStaff { field, code });
     }
+    Ok(())
+}
+
+/// Stores a checked to-do in the caller's transaction (which also holds its idempotency
+/// key); returns its id.
+pub async fn save(t: Tenant<'_>, tx: &mut Tx, todo: &NewTodo) -> Outcome<i64> {
     Ok(t.add_todo(tx, todo).await?)
 }

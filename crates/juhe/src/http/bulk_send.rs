@@ -135,7 +135,7 @@ pub async fn save_bulk_send_task(
         interval_seconds: interval,
         staff_code,
     };
-    crate::core::bulk_send::check(t, &task).await?;
+    let task = &task;
     let id = b.ad_bulk_send_id.get();
     let (v, replayed) = idempotent(
         &st,
@@ -143,8 +143,14 @@ pub async fn save_bulk_send_task(
         &key,
         "BulkSend/SaveBulkSendTask",
         &b,
-        |mut tx| async move {
-            let id = crate::core::bulk_send::save(t, &mut tx, id, &task).await?;
+        // The domain's checks run after the key lookup and before the transaction.
+        || async {
+            crate::core::bulk_send::check(t, task)
+                .await
+                .map_err(ApiError::from)
+        },
+        |mut tx, ()| async move {
+            let id = crate::core::bulk_send::save(t, &mut tx, id, task).await?;
             Ok((tx, serde_json::json!(id)))
         },
     )

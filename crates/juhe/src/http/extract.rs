@@ -11,7 +11,7 @@ use super::AppState;
 use crate::error::{ApiError, Code};
 use crate::lenient::OptInt;
 use crate::store::admin::Principal;
-use crate::store::idempotency::Tx;
+use crate::store::idempotency::{Claim, Remembered, Tx};
 use crate::store::{MerchantId, Page};
 
 /// The merchant a request acts for: the token's own merchant, or for an agent's token the
@@ -237,59 +237,65 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
 /// Runs a create-style write at most once per `Idempotency-Key`. The key and the result
 /// are stored in the write's own transaction; a repeat within the window gets the stored
-/// result (and `replayed = true`), a reused key with a different request a 409.
-pub async fn idempotent<F, Fut>(
+/// result (and `replayed = true`), a reused key with a different request a 409. Requests
+/// with the same key sent at the same time make one write: the others wait for it and
+/// answer with its result.
+///
+/// `prepare` (validation, lookups) runs before the transaction starts and `write` may use
+/// only the transaction: a request never holds a pooled connection while it waits for
+/// another, which at a small pool would let one merchant's burst of writes stall every
+/// merchant's requests.
+pub async fn idempotent<V, P, PFut, F, Fut>(
     state: &AppState,
     m: MerchantId,
     key: &IdempotencyKey,
     route: &str,
     request: &impl serde::Serialize,
+    prepare: P,
     write: F,
 ) -> Result<(serde_json::Value, bool), ApiError>
 where
-    F: FnOnce(Tx) -> Fut,
+    P: FnOnce() -> PFut,
+    PFut: std::future::Future<Output = Result<V, ApiError>>,
+    F: FnOnce(Tx, V) -> Fut,
     Fut: std::future::Future<Output = Result<(Tx, serde_json::Value), ApiError>>,
 {
     let tenant = state.store.tenant(m);
     let hash = request_hash(request);
+    let ttl = state.cfg.api.idempotency_ttl_seconds;
+    let replay = |r: Remembered| -> Result<(serde_json::Value, bool), ApiError> {
+        if r.route != route || r.request_hash != hash {
+            return Err(ApiError::new(
+                Code::IdempotencyConflict,
+                "Idempotency-Key: already used for a different request",
+            ));
+        }
+        let v = serde_json::from_str(&r.response).map_err(ApiError::internal)?;
+        Ok((v, true))
+    };
+    // A retry is answered before validation: it gets the original answer even if its
+    // request would no longer validate (a RemindTime that has since passed).
+    if let Some(k) = &key.0 {
+        if let Some(r) = tenant.idempotency_lookup(k, ttl).await? {
+            return replay(r);
+        }
+    }
+    let prepared = prepare().await?;
     let mut tx = tenant.begin().await?;
     if let Some(k) = &key.0 {
-        if let Some(r) = tenant
-            .idempotency_get(&mut tx, k, state.cfg.api.idempotency_ttl_seconds)
+        if let Claim::Done(r) = tenant
+            .idempotency_claim(&mut tx, k, route, &hash, ttl)
             .await?
         {
             tx.rollback().await?;
-            if r.route != route || r.request_hash != hash {
-                return Err(ApiError::new(
-                    Code::IdempotencyConflict,
-                    "Idempotency-Key: already used for a different request",
-                ));
-            }
-            let v = serde_json::from_str(&r.response).map_err(ApiError::internal)?;
-            return Ok((v, true));
+            return replay(r);
         }
     }
-    let (mut tx, values) = write(tx).await?;
+    let (mut tx, values) = write(tx, prepared).await?;
     if let Some(k) = &key.0 {
-        if let Err(e) = tenant
-            .idempotency_put(
-                &mut tx,
-                k,
-                route,
-                &hash,
-                &values.to_string(),
-                state.cfg.api.idempotency_ttl_seconds,
-            )
-            .await
-        {
-            return Err(match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => ApiError::new(
-                    Code::IdempotencyConflict,
-                    "Idempotency-Key: a request with this key is in progress; retry shortly",
-                ),
-                _ => e.into(),
-            });
-        }
+        tenant
+            .idempotency_finish(&mut tx, k, &values.to_string(), ttl)
+            .await?;
     }
     tx.commit().await?;
     Ok((values, false))

@@ -153,13 +153,26 @@ async fn add(
     weixin_required: bool,
 ) -> ApiResult<(i64, bool)> {
     let tenant = st.store.tenant(m);
-    let todo = parse(&b, weixin_required)?;
-    // The domain's checks run inside the idempotent write, after the key lookup: a retry
-    // whose RemindTime has meanwhile passed still gets its original answer.
-    let (v, replayed) = idempotent(st, m, &key, route, &b, |mut tx| async move {
-        let id = crate::core::todo::add(tenant, &mut tx, &todo, crate::store::now()).await?;
-        Ok((tx, serde_json::json!(id)))
-    })
+    let todo = &parse(&b, weixin_required)?;
+    // The domain's checks run after the key lookup, so a retry whose RemindTime has
+    // meanwhile passed still gets its original answer, and before the transaction, so no
+    // request holds a connection while it waits for another.
+    let (v, replayed) = idempotent(
+        st,
+        m,
+        &key,
+        route,
+        &b,
+        || async {
+            crate::core::todo::check(tenant, todo, crate::store::now())
+                .await
+                .map_err(ApiError::from)
+        },
+        |mut tx, ()| async move {
+            let id = crate::core::todo::save(tenant, &mut tx, todo).await?;
+            Ok((tx, serde_json::json!(id)))
+        },
+    )
     .await?;
     Ok((v.as_i64().unwrap_or_default(), replayed))
 }

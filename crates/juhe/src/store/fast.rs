@@ -96,6 +96,13 @@ impl FastReaders {
         Ok(conn)
     }
 
+    /// Drops the idle connections (at shutdown, so the WAL checkpoint can truncate).
+    pub fn close(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+
     /// Runs `q` and maps every row, stopping after `limit` rows.
     pub fn query<R: FastRow>(&self, q: &Sql, limit: usize) -> Result<Vec<R>, sqlx::Error> {
         let conn = match self.idle.lock().ok().and_then(|mut v| v.pop()) {

@@ -1,6 +1,9 @@
 //! Idempotency keys: a write sent again with the same `Idempotency-Key` returns the
-//! original result instead of writing twice. The key and the result are stored in the
-//! same transaction as the write, so a crash can never leave one without the other.
+//! original result instead of writing twice. The key is claimed, and the result stored,
+//! in the same transaction as the write, so a crash can never leave one without the other,
+//! and a concurrent request with the same key waits for that transaction instead of
+//! writing again (the claim is a row insert on the key's primary key: PostgreSQL makes a
+//! second inserter wait for the first to commit or roll back, SQLite has one writer).
 
 use super::{now, Sql, Tenant};
 
@@ -15,62 +18,88 @@ pub struct Remembered {
     pub created_at: i64,
 }
 
+/// What claiming a key inside a write transaction found.
+#[derive(Debug)]
+pub enum Claim {
+    /// The key is this transaction's: write, then [`Tenant::idempotency_finish`].
+    Mine,
+    /// Another request with this key committed first; here is what it answered.
+    Done(Remembered),
+}
+
 impl Tenant<'_> {
-    /// Starts a write transaction.
+    /// Starts a write transaction (see [`super::Store::begin_write`]).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.store.write_pool().begin().await
+        self.store.begin_write().await
     }
 
-    /// The result remembered for `key`, if it is younger than `ttl` seconds.
-    pub async fn idempotency_get(
+    /// The result remembered for `key`, if it is younger than `ttl` seconds. Reads through
+    /// the pool and holds no connection afterwards: the cheap early answer for a retry.
+    pub async fn idempotency_lookup(
         &self,
-        tx: &mut Tx,
         key: &str,
         ttl: i64,
     ) -> Result<Option<Remembered>, sqlx::Error> {
         let mut q = Sql::new("SELECT route, request_hash, response, created_at FROM idempotency_keys WHERE merchant_id = ");
         q.bind(self.m.get())
             .push(" AND idem_key = ")
-            .bind(key.to_owned());
-        let row: Option<Remembered> = q.fetch_optional(&mut **tx).await?;
-        match row {
-            Some(r) if r.created_at + ttl > now() => Ok(Some(r)),
-            Some(_) => {
-                let mut q = Sql::new("DELETE FROM idempotency_keys WHERE merchant_id = ");
-                q.bind(self.m.get())
-                    .push(" AND idem_key = ")
-                    .bind(key.to_owned());
-                q.execute(&mut **tx).await?;
-                Ok(None)
-            }
-            None => Ok(None),
-        }
+            .bind(key.to_owned())
+            .push(" AND created_at > ")
+            .bind(now() - ttl);
+        q.fetch_optional(self.store.read_pool()).await
     }
 
-    pub async fn idempotency_put(
+    /// Claims `key` for the write in `tx`: inserts the key row (replacing an expired one).
+    /// When a fresh row already exists — committed by a concurrent request this call waited
+    /// for — returns that request's answer instead.
+    pub async fn idempotency_claim(
         &self,
         tx: &mut Tx,
         key: &str,
         route: &str,
         request_hash: &str,
-        response: &str,
         ttl: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<Claim, sqlx::Error> {
+        let t = now();
+        // `response` stays empty until `idempotency_finish`, in the same transaction: no
+        // other transaction ever sees the empty value.
         let mut q = Sql::new("INSERT INTO idempotency_keys (merchant_id, idem_key, route, request_hash, response, created_at) VALUES (");
         q.bind(self.m.get())
             .push(", ")
             .bind(key.to_owned())
             .push(", ")
             .bind(route.to_owned())
-            .push(", ");
-        q.bind(request_hash.to_owned())
             .push(", ")
-            .bind(response.to_owned())
-            .push(", ")
-            .bind(now())
-            .push(")");
+            .bind(request_hash.to_owned());
+        q.push(", '', ")
+            .bind(t)
+            .push(") ON CONFLICT (merchant_id, idem_key) DO UPDATE SET route = excluded.route, request_hash = excluded.request_hash, response = '', created_at = excluded.created_at WHERE idempotency_keys.created_at <= ")
+            .bind(t - ttl);
+        if q.execute(&mut **tx).await? > 0 {
+            return Ok(Claim::Mine);
+        }
+        let mut q = Sql::new("SELECT route, request_hash, response, created_at FROM idempotency_keys WHERE merchant_id = ");
+        q.bind(self.m.get())
+            .push(" AND idem_key = ")
+            .bind(key.to_owned());
+        Ok(Claim::Done(q.fetch_one(&mut **tx).await?))
+    }
+
+    /// Stores the answer for a key claimed in `tx`, and drops this merchant's expired keys.
+    pub async fn idempotency_finish(
+        &self,
+        tx: &mut Tx,
+        key: &str,
+        response: &str,
+        ttl: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut q = Sql::new("UPDATE idempotency_keys SET response = ");
+        q.bind(response.to_owned())
+            .push(" WHERE merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND idem_key = ")
+            .bind(key.to_owned());
         q.execute(&mut **tx).await?;
-        // Keep the table to the window: drop this merchant's expired keys as new ones arrive.
         let mut q = Sql::new("DELETE FROM idempotency_keys WHERE merchant_id = ");
         q.bind(self.m.get())
             .push(" AND created_at < ")

@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod bulk_send;
 mod chat;
+mod durability;
 mod envelope;
 mod import;
 mod lists;
