@@ -73,8 +73,304 @@ impl Modify for Security {
 )]
 pub struct ApiDoc;
 
+/// The document as utoipa derives it from the handlers, before [`spec`] completes it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// The served OpenAPI document: the derived one, completed with what the derive macros cannot
+/// see (the shared error responses, the `TenantId` and `Idempotency-Key` headers, `required`
+/// lists of response objects, examples). Built once: it is the same for every request.
+pub fn spec() -> &'static serde_json::Value {
+    static SPEC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| complete(serde_json::to_value(openapi()).unwrap_or_default()))
+}
+
+/// Operations that honour `Idempotency-Key`.
+const IDEMPOTENT: [&str; 3] = [
+    "/v2/Todo/AddRecord",
+    "/v2/Todo/AddRecordNew",
+    "/v2/BulkSend/SaveBulkSendTask",
+];
+
+/// Every status an operation can answer with besides 200, and why. Each carries the envelope.
+const ERROR_STATUSES: [(&str, &str); 10] = [
+    ("400", "200012 调用方参数错误: a parameter is missing or invalid; `errdesc` names the field"),
+    ("401", "10003 令牌失效 or 200001 TOKEN not supplied"),
+    ("403", "200104: the token may not act for the `TenantId` sent"),
+    ("404", "200101 record not found, 200009/200010/200018 unknown fan, staff or account, 200105 no such path"),
+    ("405", "200105: the path exists but not with this method"),
+    ("409", "200102: `Idempotency-Key` reused for a different request, or that request is still running"),
+    ("413", "200106: the body is larger than `api.max_body_bytes`"),
+    ("429", "200103: too many requests for this merchant; retry after `Retry-After` seconds"),
+    ("500", "200011: server error; the server log has the details under `requestId`"),
+    ("503", "200011: the server is overloaded or the request took too long; retry later"),
+];
+
+fn error_envelope_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "description": "The envelope of a refused request: `succeed` is false, `values` is null and `errdesc` says what went wrong, naming the field.",
+        "required": ["requestId", "errmsg", "succeed", "msgTime", "values", "errdesc"],
+        "properties": {
+            "requestId": {"type": ["string", "null"], "description": "Echo of `X-Request-Id`, or a generated id. Quote it when reporting a problem."},
+            "errmsg": {"type": "integer", "format": "int64", "description": "Result code (see the table of result codes)."},
+            "succeed": {"type": "boolean", "description": "Always false here."},
+            "msgTime": {"type": "string", "description": "Server time in the configured offset, e.g. `2024-12-19T17:22:24.3121234+08:00`."},
+            "values": {"type": "null", "description": "Always null on errors."},
+            "errdesc": {"type": "string", "description": "What went wrong, naming the field."}
+        },
+        "example": {
+            "requestId": "5f0c6a0e8b3d4c29a1f2e3d4c5b6a798",
+            "errmsg": 200012,
+            "succeed": false,
+            "msgTime": "2024-12-19T17:22:24.3121234+08:00",
+            "values": null,
+            "errdesc": "wechatId: is required"
+        }
+    })
+}
+
+/// Completes the derived document; see [`spec`].
+fn complete(mut doc: serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, Value};
+    // `#[serde(default)]` request structs make utoipa emit `default: null` even where the
+    // schema does not admit null; validators reject that.
+    strip_null_defaults(&mut doc);
+    // Request schemas are the ones request bodies name; every other object is a response
+    // object whose fields are always present (null when there is no value).
+    let mut request_schemas = std::collections::HashSet::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for ops in paths.values() {
+            for op in ops.as_object().into_iter().flat_map(|o| o.values()) {
+                if let Some(content) = op["requestBody"]["content"].as_object() {
+                    for c in content.values() {
+                        if let Some(r) = c["schema"]["$ref"].as_str() {
+                            request_schemas.insert(r.rsplit('/').next().unwrap_or("").to_owned());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        for (name, s) in schemas.iter_mut() {
+            // PageInfo's optional fields are really left out when they do not apply.
+            if request_schemas.contains(name) || name == "PageInfo" {
+                continue;
+            }
+            if name.starts_with("Envelope") {
+                // Lists always carry `page`; single values never do.
+                let mut req = vec![
+                    "requestId", "errmsg", "succeed", "msgTime", "values", "errdesc",
+                ];
+                if s["properties"]["values"]["type"] == "array" {
+                    req.push("page");
+                }
+                s["required"] = json!(req);
+                continue;
+            }
+            if let Some(props) = s["properties"].as_object() {
+                let all: Vec<Value> = props.keys().map(|k| Value::String(k.clone())).collect();
+                s["required"] = Value::Array(all);
+            }
+        }
+        schemas.insert("ErrorEnvelope".into(), error_envelope_schema());
+    }
+    let examples = request_examples();
+    let root = doc.clone();
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return doc;
+    };
+    // Documented as GET, served on POST too (clients tend to POST every System call).
+    if let Some(get) = paths
+        .get("/v2/System/GetDepartList")
+        .and_then(|p| p.get("get"))
+        .cloned()
+    {
+        let mut post = get;
+        post["operationId"] = json!("get_depart_list_post");
+        paths["/v2/System/GetDepartList"]["post"] = post;
+    }
+    for (path, ops) in paths.iter_mut() {
+        let Some(ops) = ops.as_object_mut() else {
+            continue;
+        };
+        for (_method, op) in ops.iter_mut() {
+            if !path.starts_with("/v2/") {
+                continue;
+            }
+            let mut params = op["parameters"].as_array().cloned().unwrap_or_default();
+            // Replaced by the complete description below.
+            params.retain(|p| p["name"] != "Idempotency-Key");
+            params.push(json!({
+                "name": "TenantId",
+                "in": "header",
+                "required": false,
+                "description": "Agents only: the merchant id the agent acts for (an agent token without it gets 403). A merchant token may repeat its own id or leave it out.",
+                "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                "example": "1"
+            }));
+            if IDEMPOTENT.contains(&path.as_str()) {
+                params.push(json!({
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": false,
+                    "description": "Makes a retry safe: a repeat with the same key and body within `api.idempotency_ttl_seconds` gets the first answer again (with `Idempotent-Replayed: true`) and writes nothing; the same key with another body is a 409.",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"},
+                    "example": "3b6f2c7e-retry-1"
+                }));
+            }
+            op["parameters"] = Value::Array(params);
+            // The body is read leniently: an empty body or `null` means `{}`.
+            if op["requestBody"].is_object() {
+                op["requestBody"]["required"] = Value::Bool(false);
+            }
+            let responses = op["responses"].as_object_mut();
+            let Some(responses) = responses else { continue };
+            for (status, why) in ERROR_STATUSES {
+                let mut r = json!({
+                    "description": why,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+                });
+                if status == "429" {
+                    r["headers"] = json!({"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}});
+                }
+                if status == "401" {
+                    r["headers"] = json!({"WWW-Authenticate": {"description": "`Bearer`.", "schema": {"type": "string"}}});
+                }
+                responses.entry(status).or_insert(r);
+            }
+            if let Some(ok) = responses.get_mut("200") {
+                ok["headers"] = json!({
+                    "X-Request-Id": {"description": "The `requestId` of the envelope.", "schema": {"type": "string"}}
+                });
+                if let Some(c) = ok["content"]["application/json"].as_object_mut() {
+                    if let Some(schema) = c.get("schema") {
+                        let ex = example_of(schema, &root, "", 0);
+                        c.insert("example".into(), ex);
+                    }
+                }
+            }
+            if let Some((_, req_ex)) = examples.iter().find(|(p, _)| p == path) {
+                if let Some(c) = op["requestBody"]["content"]["application/json"].as_object_mut() {
+                    c.insert("example".into(), req_ex.clone());
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// One request example per operation, with the ids of the fixture merchant
+/// (tests/fixtures/org-example.json), so that trying an example against a server loaded
+/// with the fixture gives a real answer.
+fn request_examples() -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::json;
+    vec![
+        ("/v2/System/GetDepartGroupList", json!({"departId": 1})),
+        ("/v2/System/GetStaffList", json!({"departId": 1, "departGroupId": 11})),
+        ("/v2/System/GetAllStaffList", json!({"pageIndex": 1, "pageSize": 20})),
+        ("/v2/System/GetWechatList", json!({"ad_wechat_lei": -1, "pageIndex": 1, "pageSize": 20})),
+        ("/v2/Friend/GetFansList", json!({"wechatId": 135389, "pageIndex": 1, "pageSize": 20})),
+        ("/v2/Friend/GetFansCount", json!({"wechatId": 135389})),
+        ("/v2/AdManage/GetAdList", json!({"pageIndex": 1, "pageSize": 20})),
+        ("/v2/AdManage/GetAdCount", json!({})),
+        ("/v2/Todo/AddRecord", json!({"AdWecharId": 135389, "Weixin": "wxid_fan0001", "RemindTitle": "回访", "FollowupsiTuation": "确认收货情况", "RemindTime": "2030-01-01 10:00:00", "StaffCode": "S001", "From": 0, "IsAlways": 0})),
+        ("/v2/Todo/AddRecordNew", json!({"AdWecharId": 135389, "Weixin": "wxid_fan0001", "RemindTitle": "回访", "FollowupsiTuation": "确认收货情况", "RemindTime": "2030-01-01 10:00:00", "StaffCode": "S001", "From": 0, "IsAlways": 0})),
+        ("/v2/Todo/GetChargeDaffairesList", json!({"pageIndex": 1, "pageSize": 20})),
+        ("/v2/Todo/GetChargeDaffairesCount", json!({})),
+        ("/v2/Report/GetDataByStaffCustomer", json!({"startDate": "2024-05-01", "endDate": "2024-05-31"})),
+        ("/v2/Report/GetActivationListByStaff", json!({"time": 1714579200})),
+        ("/v2/ChatMess/GetChat", json!({"wechatId": 135389, "fansKey": "wxid_fan0001", "minChattingId": 0, "pageIndex": 1, "pageSize": 20})),
+        ("/v2/ChatMess/GetChatFeed", json!({"minChattingId": 0, "pageSize": 100})),
+        ("/v2/MeetingCall/GetMeetingVoiceCall", json!({"pageIndex": 1, "pageSize": 20})),
+        ("/v2/BulkSend/SaveBulkSendTask", json!({"task_name": "双十一提醒", "wechat_ids": [135389], "fans_keys": ["wxid_fan0001"], "send_time": "2030-01-01 10:00:00", "task_content": [{"type": "0", "data": {"content": "活动今晚开始"}}]})),
+        ("/v2/BulkSend/DeleteBulkSendTask", json!({"ad_bulk_send_id": 1})),
+        ("/v2/BulkSend/GetBulkSendTask", json!({"ad_bulk_send_id": 1})),
+    ]
+}
+
+/// An example value for a schema, built from its types and field names (response examples).
+fn example_of(
+    v: &serde_json::Value,
+    root: &serde_json::Value,
+    field: &str,
+    depth: usize,
+) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let v = resolve(v, root);
+    if depth > 8 {
+        return Value::Null;
+    }
+    if let Some(e) = v.get("example") {
+        return e.clone();
+    }
+    if let Some(props) = v.get("properties").and_then(|p| p.as_object()) {
+        let mut o = serde_json::Map::new();
+        for (k, p) in props {
+            let ex = match k.as_str() {
+                "requestId" => json!("5f0c6a0e8b3d4c29a1f2e3d4c5b6a798"),
+                "errmsg" => json!(20000),
+                "succeed" => json!(true),
+                "msgTime" => json!("2024-12-19T17:22:24.3121234+08:00"),
+                "errdesc" => Value::Null,
+                "page" => json!({"pageIndex": 1, "pageSize": 20, "hasMore": false}),
+                _ => example_of(p, root, k, depth + 1),
+            };
+            o.insert(k.clone(), ex);
+        }
+        return Value::Object(o);
+    }
+    if let Some(one) = v.get("oneOf").and_then(|o| o.as_array()) {
+        // The first non-null alternative.
+        for alt in one {
+            if alt.get("type").and_then(|t| t.as_str()) != Some("null") {
+                return example_of(alt, root, field, depth + 1);
+            }
+        }
+        return Value::Null;
+    }
+    let ty = match v.get("type") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str())
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
+        _ => "object",
+    };
+    let f = field.to_ascii_lowercase();
+    match ty {
+        "array" => match v.get("items") {
+            Some(i) => Value::Array(vec![example_of(i, root, field, depth + 1)]),
+            None => json!([]),
+        },
+        "integer" if f.contains("wechat") => json!(135389),
+        "integer" => json!(1),
+        "number" => json!(1.5),
+        "boolean" => json!(true),
+        "string" if f.contains("time") || f.contains("date") => json!("2024-05-02 10:00:00"),
+        "string" if f.contains("staff") => json!("S001"),
+        "string" if f.contains("talter") || f.contains("wenober") || f.contains("fans") => json!("wxid_fan0001"),
+        "string" if f.contains("name") || f.contains("nick") => json!("张三"),
+        "string" => json!("string"),
+        "null" => Value::Null,
+        _ => json!({}),
+    }
+}
+
+fn strip_null_defaults(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            if o.get("default").is_some_and(|d| d.is_null()) {
+                o.remove("default");
+            }
+            o.values_mut().for_each(strip_null_defaults);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_null_defaults),
+        _ => {}
+    }
 }
 
 async fn healthz(State(st): State<AppState>) -> Response {
@@ -104,7 +400,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
 }
 
 async fn openapi_json() -> Response {
-    Json(openapi()).into_response()
+    Json(spec()).into_response()
 }
 
 /// HTML-escapes a doc string and renders its `code` spans.
@@ -222,7 +518,7 @@ type TagGroup = (String, String, Vec<(String, String, serde_json::Value)>);
 
 /// A readable reference generated from the same OpenAPI document.
 pub fn docs_html() -> String {
-    let doc = serde_json::to_value(openapi()).unwrap_or_default();
+    let doc = spec();
     let mut out = String::from(
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>Juhe API reference</title><style>\
          body{font-family:system-ui,\"PingFang SC\",\"Microsoft YaHei\",\"Noto Sans CJK SC\",sans-serif;max-width:980px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}\
@@ -312,7 +608,7 @@ pub fn docs_html() -> String {
                         if let Some(d) = op["requestBody"]["description"].as_str() {
                             out.push_str(&format!("<p>{}</p>", esc(d)));
                         }
-                        schema_html(&c["schema"], &doc, 0, &mut out);
+                        schema_html(&c["schema"], doc, 0, &mut out);
                     }
                 }
                 if let Some(resps) = op["responses"].as_object() {
@@ -324,19 +620,19 @@ pub fn docs_html() -> String {
                         ));
                         if let Some(s) = r["content"]["application/json"]["schema"].as_object() {
                             let s = serde_json::Value::Object(s.clone());
-                            let s = resolve(&s, &doc);
+                            let s = resolve(&s, doc);
                             if let Some(values) = s.get("properties").and_then(|p| p.get("values"))
                             {
                                 out.push_str("<p>Envelope; <code>values</code>:</p>");
-                                let v = resolve(values, &doc);
-                                let inner = v.get("items").map(|i| resolve(i, &doc)).unwrap_or(v);
+                                let v = resolve(values, doc);
+                                let inner = v.get("items").map(|i| resolve(i, doc)).unwrap_or(v);
                                 out.push_str(&format!(
                                     "<p class=t>{}</p>",
-                                    esc(&type_label(v, &doc))
+                                    esc(&type_label(v, doc))
                                 ));
-                                schema_html(inner, &doc, 0, &mut out);
+                                schema_html(inner, doc, 0, &mut out);
                             } else {
-                                schema_html(s, &doc, 0, &mut out);
+                                schema_html(s, doc, 0, &mut out);
                             }
                         }
                     }
