@@ -52,7 +52,7 @@ if ! "$venv/bin/pip" freeze 2>/dev/null | grep -qi '^schemathesis==4.32.5$' \
 fi
 if [ ! -x "$npm_prefix/node_modules/.bin/openapi-typescript" ] || [ ! -x "$npm_prefix/node_modules/.bin/tsc" ]; then
     mkdir -p "$npm_prefix"
-    npm install --silent --no-audit --no-fund --prefix "$npm_prefix" openapi-typescript@7.10.1 typescript@5.9.3 </dev/null
+    npm install --silent --no-audit --no-fund --prefix "$npm_prefix" openapi-typescript@7.13.0 typescript@5.9.3 </dev/null
 fi
 
 # --- server ------------------------------------------------------------------------------

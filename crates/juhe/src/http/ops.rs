@@ -48,12 +48,12 @@ impl Modify for Security {
     ),
     paths(
         super::token::issue_token,
-        super::system::get_depart_list, super::system::get_depart_group_list, super::system::get_staff_list, super::system::get_all_staff_list,
+        super::system::get_depart_list, super::system::get_depart_group_list, super::system::get_staff_list, super::system::get_all_staff_list, super::system::get_wechat_list,
         super::friend::get_fans_list, super::friend::get_fans_count,
         super::ad::get_ad_list, super::ad::get_ad_count,
         super::todo::add_record, super::todo::add_record_new, super::todo::get_charge_daffaires_list, super::todo::get_charge_daffaires_count,
         super::report::get_data_by_staff_customer, super::report::get_activation_list_by_staff,
-        super::chat::get_chat,
+        super::chat::get_chat, super::chat::get_chat_feed,
         super::meeting::get_meeting_voice_call,
         super::bulk_send::save_bulk_send_task, super::bulk_send::delete_bulk_send_task, super::bulk_send::get_bulk_send_task,
     ),
@@ -166,6 +166,9 @@ fn complete(mut doc: serde_json::Value) -> serde_json::Value {
                 ];
                 if s["properties"]["values"]["type"] == "array" {
                     req.push("page");
+                    s["properties"]["page"] = json!({"$ref": "#/components/schemas/PageInfo"});
+                } else if let Some(p) = s["properties"].as_object_mut() {
+                    p.remove("page");
                 }
                 s["required"] = json!(req);
                 continue;
