@@ -20,7 +20,8 @@ if not records or records[0].ad_chatting_talter != "wxid_fan0001":
 print(f"python client: GetChat returned {len(records)} records, first id {records[0].ad_chatting_id}")
 
 # A refused call parses into the error envelope, naming the field.
-resp = get_chat.sync_detailed(client=client, body=GetChatIn.from_dict({"wechatId": 135389}))
-if resp.status_code != 400 or not isinstance(resp.parsed, ErrorEnvelope) or "fansKey" not in resp.parsed.errdesc:
+bad = GetChatIn.from_dict({"wechatId": 135389, "fansKey": "wxid_fan0001", "pageIndex": 0})
+resp = get_chat.sync_detailed(client=client, body=bad)
+if resp.status_code != 400 or not isinstance(resp.parsed, ErrorEnvelope) or "pageIndex" not in resp.parsed.errdesc:
     sys.exit(f"a refused call did not parse as the error envelope: {resp.status_code} {resp.content!r}")
 print("python client: a refused call parses as ErrorEnvelope:", resp.parsed.errdesc)

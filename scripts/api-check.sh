@@ -22,7 +22,7 @@ backends=("$@")
 tools=${JUHE_TOOLS_DIR:-/work/.cache}
 venv=$tools/juhe-venv
 npm_prefix=$tools/juhe-npm
-examples=${JUHE_API_CHECK_EXAMPLES:-25}
+examples=${JUHE_API_CHECK_EXAMPLES:-100}
 pg_admin_url=${JUHE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 
 work=$(mktemp -d /tmp/juhe-api-check.XXXXXX)
@@ -45,9 +45,10 @@ mkdir -p "$tools"
 # Pinned so a new release cannot change what CI accepts overnight.
 py_pkgs=(schemathesis==4.32.5 openapi-spec-validator==0.9.0 openapi-python-client==0.29.1)
 if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
-if ! "$venv/bin/pip" freeze 2>/dev/null | grep -qi '^schemathesis==4.32.5$' \
-    || ! "$venv/bin/pip" freeze | grep -qi '^openapi-python-client==0.29.1$' \
-    || ! "$venv/bin/pip" freeze | grep -qi '^openapi-spec-validator==0.9.0$'; then
+"$venv/bin/pip" freeze --disable-pip-version-check >"$work/freeze.txt" 2>/dev/null || true
+if ! grep -qix 'schemathesis==4.32.5' "$work/freeze.txt" \
+    || ! grep -qix 'openapi-python-client==0.29.1' "$work/freeze.txt" \
+    || ! grep -qix 'openapi-spec-validator==0.9.0' "$work/freeze.txt"; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check "${py_pkgs[@]}" </dev/null
 fi
 if [ ! -x "$npm_prefix/node_modules/.bin/openapi-typescript" ] || [ ! -x "$npm_prefix/node_modules/.bin/tsc" ]; then
@@ -123,10 +124,13 @@ for backend in "${backends[@]}"; do
         "$venv/bin/openapi-spec-validator" "$work/openapi.json"
 
         step "Python client: generate, import, one real call"
-        (cd "$work" && "$venv/bin/openapi-python-client" generate --path openapi.json \
-            --output-path pyclient --meta none --overwrite </dev/null >gen.log 2>&1) \
+        # No post hooks: they would format the code with ruff, which CI does not need.
+        printf 'post_hooks: []\n' >"$work/pyclient.yaml"
+        (cd "$work" && "$venv/bin/openapi-python-client" generate --path openapi.json --config pyclient.yaml \
+            --output-path juhe_client --meta none --overwrite </dev/null >gen.log 2>&1) \
             || { cat "$work/gen.log"; exit 1; }
-        grep -i "warning" -A3 "$work/gen.log" && { echo "openapi-python-client warned about the spec"; exit 1; }
+        # A warning means part of the spec could not be turned into code.
+        if grep -qi "warning" "$work/gen.log"; then cat "$work/gen.log"; echo "openapi-python-client could not use all of the spec"; exit 1; fi
         PYTHONPATH="$work" JUHE_BASE="$base" JUHE_TOKEN="$token" "$venv/bin/python" scripts/api-check-client.py
 
         step "TypeScript client: generate and type-check"
@@ -139,12 +143,19 @@ for backend in "${backends[@]}"; do
     fi
 
     step "$backend: Schemathesis on every operation ($examples examples each)"
+    # Checks left out, and why (docs/api.md, "The OpenAPI document"):
+    #   positive_data_acceptance, negative_data_rejection: the server reads bodies leniently and
+    #     checks values (ranges, dates, existence) that a JSON schema cannot express, by design;
+    #   unsupported_method: answered with the envelope as 404/405 rather than with `Allow` only.
+    # One worker: Hypothesis's source inspection is not thread-safe on Python 3.11 and fails
+    # at random with "AST constructor recursion depth mismatch" under --workers 2.
     "$venv/bin/schemathesis" run "$base/openapi.json" \
         --header "Authorization: Bearer $token" \
         --checks all \
+        --exclude-checks positive_data_acceptance,negative_data_rejection,unsupported_method \
         --max-examples "$examples" \
-        --seed 5 \
-        --workers 2 \
+        --seed "${JUHE_API_CHECK_SEED:-5}" \
+        --workers 1 \
         --suppress-health-check all \
         </dev/null \
         || { echo "--- server log (tail)"; tail -50 "$work/$backend/server.log"; exit 1; }
