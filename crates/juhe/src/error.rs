@@ -183,6 +183,7 @@ struct EnvelopeOut<'a, T: Serialize> {
 #[allow(non_snake_case, dead_code)]
 pub struct Envelope<T: ToSchema> {
     /// Echo of the `X-Request-Id` header, or a generated id. Quote it when reporting a problem.
+    #[schema(required = true)]
     requestId: Option<String>,
     /// Result code (see the table in docs/api.md); 20000 on success.
     errmsg: i64,
@@ -191,6 +192,7 @@ pub struct Envelope<T: ToSchema> {
     msgTime: String,
     values: T,
     /// Null on success; otherwise what went wrong, naming the field.
+    #[schema(required = true)]
     errdesc: Option<String>,
     /// List endpoints only: how to get the next page.
     page: Option<PageInfo>,

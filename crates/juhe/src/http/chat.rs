@@ -16,7 +16,9 @@ use crate::store::chats::{ChatFilter, ChatRow, Conversation};
 use crate::timefmt::LocalTime;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v2/ChatMess/GetChat", post(get_chat))
+    Router::new()
+        .route("/v2/ChatMess/GetChat", post(get_chat))
+        .route("/v2/ChatMess/GetChatFeed", post(get_chat_feed))
 }
 
 /// One chat record exactly as GetChat documents it: 17 fields, all always present.
@@ -157,6 +159,56 @@ pub async fn get_chat(
         has_more: more,
         next_page_index: more.then_some(pg.index + 1),
         next_min_chatting_id: last.or(min),
+    };
+    Ok(Paged { values: rows, page }.into_response())
+}
+
+/// GetChatFeed request (Juhe): the merchant-wide feed of new chat records.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+#[allow(non_snake_case)]
+pub struct GetChatFeedIn {
+    /// 最小聊天ID: return records with a larger `ad_chatting_id`; `0` (or absent) from the
+    /// beginning. Send `page.nextMinChattingId` of the previous answer.
+    pub minChattingId: OptInt,
+    /// 运营号ID: only this operating account's records; absent or `-1` for all.
+    #[serde(alias = "WechatId")]
+    pub wechatId: OptInt,
+    /// Records per call (default 20 here, at most 1000).
+    pub pageSize: OptInt,
+}
+
+/// 聊天记录订阅 (Juhe): every chat record of the merchant, in ascending `ad_chatting_id`
+/// order, across all accounts and fans.
+///
+/// For an integrator that mirrors all chats: start with `minChattingId` 0, store the
+/// records, and call again with `page.nextMinChattingId` until `page.hasMore` is false; then
+/// poll with the same cursor. Ids become visible in order, so no record written
+/// concurrently is ever skipped. Records are GetChat's 17-field records.
+#[utoipa::path(post, path = "/v2/ChatMess/GetChatFeed", tag = "ChatMess", security(("bearer" = [])),
+    request_body = GetChatFeedIn, responses((status = 200, body = Envelope<Vec<ChatRecord>>)))]
+pub async fn get_chat_feed(
+    State(st): State<AppState>,
+    Merchant(m): Merchant,
+    Body(b): Body<GetChatFeedIn>,
+) -> ApiResult<Response> {
+    let min = b.minChattingId.get().unwrap_or(0);
+    if min < 0 {
+        return Err(ApiError::param("minChattingId", "must not be negative"));
+    }
+    let pg = page(&st, OptInt(None), b.pageSize, "pageIndex", "pageSize")?;
+    let (rows, more) = st
+        .store
+        .tenant(m)
+        .chats_feed(min, b.wechatId.filter(), pg.size)
+        .await?;
+    let page = PageInfo {
+        page_index: 1,
+        page_size: pg.size,
+        total: None,
+        has_more: more,
+        next_page_index: None,
+        next_min_chatting_id: Some(rows.last().map_or(min, |r| r.ad_chatting_id)),
     };
     Ok(Paged { values: rows, page }.into_response())
 }

@@ -90,6 +90,7 @@ pub fn router() -> Router<AppState> {
         .route("/v2/System/GetDepartGroupList", post(get_depart_group_list))
         .route("/v2/System/GetStaffList", post(get_staff_list))
         .route("/v2/System/GetAllStaffList", post(get_all_staff_list))
+        .route("/v2/System/GetWechatList", post(get_wechat_list))
 }
 
 /// 获取部门列表: all departments.
@@ -213,4 +214,88 @@ pub async fn get_all_staff_list(
     let (rows, more) = t.staff_page(&f, pg).await?;
     let total = t.staff_count(&f).await?;
     Ok(paged(wire::<_, Staff>(rows), more, pg, Some(total)))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+#[allow(non_snake_case)]
+pub struct WechatListIn {
+    /// 运营号类型: `0` personal WeChat, `3` WeCom (企业微信); absent or `-1` for all.
+    #[serde(alias = "AdWechatLei")]
+    pub ad_wechat_lei: OptInt,
+    /// Only the accounts of this staff member.
+    #[serde(alias = "StaffCode")]
+    pub staffCode: OptStr,
+    /// Page, from 1 (default 1).
+    pub pageIndex: OptInt,
+    /// Page size (default 20, at most 1000).
+    pub pageSize: OptInt,
+}
+
+/// One operating account (运营号), with the field names of the v1 `WeCaht` page.
+#[derive(Debug, Clone, serde::Serialize, ToSchema, PartialEq)]
+pub struct WechatOut {
+    /// 运营号ID: the `wechatId` / `AdWecharId` of the other endpoints.
+    pub ad_wechat_id: i64,
+    /// 微信号 (user-visible WeChat id).
+    pub ad_wechat_nober: String,
+    /// 昵称.
+    pub ad_wechat_nick: String,
+    /// 原始微信号 (wxid).
+    pub ad_original_nober: String,
+    /// 0 personal WeChat, 3 WeCom.
+    pub ad_wechat_lei: i64,
+    /// Staff member the account belongs to, or null.
+    pub ad_staff_code: Option<String>,
+    /// 添加时间.
+    pub ad_wechat_addtime: crate::timefmt::LocalTime,
+}
+
+/// 运营号列表 (Juhe): the merchant's operating accounts, in `ad_wechat_id` order.
+///
+/// The v2 API has no way to list the accounts whose ids every other call needs; the v1
+/// API has one (`GET WeCaht`). Same fields, v2 envelope and paging.
+#[utoipa::path(post, path = "/v2/System/GetWechatList", tag = "System", security(("bearer" = [])),
+    request_body = WechatListIn, responses((status = 200, body = Envelope<Vec<WechatOut>>)))]
+pub async fn get_wechat_list(
+    State(st): State<AppState>,
+    Merchant(m): Merchant,
+    Body(b): Body<WechatListIn>,
+) -> ApiResult<Response> {
+    let pg = page(&st, b.pageIndex, b.pageSize, "pageIndex", "pageSize")?;
+    let lei = b.ad_wechat_lei.filter();
+    if lei.is_some_and(|l| l != 0 && l != 3) {
+        return Err(crate::error::ApiError::param(
+            "ad_wechat_lei",
+            "must be 0 (WeChat), 3 (WeCom) or -1 (all)",
+        ));
+    }
+    let staff = b.staffCode.non_empty();
+    // A merchant has tens of accounts, not thousands: filter and page in memory.
+    let all: Vec<WechatOut> = st
+        .store
+        .tenant(m)
+        .wechats()
+        .await?
+        .into_iter()
+        .filter(|w| lei.is_none_or(|l| w.wechat_lei == l))
+        .filter(|w| staff.is_none_or(|s| w.staff_code.as_deref() == Some(s)))
+        .map(|w| WechatOut {
+            ad_wechat_id: w.wechat_id,
+            ad_wechat_nober: w.wechat_nober,
+            ad_wechat_nick: w.wechat_nick,
+            ad_original_nober: w.original_nober,
+            ad_wechat_lei: w.wechat_lei,
+            ad_staff_code: w.staff_code,
+            ad_wechat_addtime: w.addtime,
+        })
+        .collect();
+    let total = all.len() as i64;
+    let values: Vec<WechatOut> = all
+        .into_iter()
+        .skip(pg.offset() as usize)
+        .take(pg.size as usize)
+        .collect();
+    let more = pg.offset() + (values.len() as i64) < total;
+    Ok(paged(values, more, pg, Some(total)))
 }

@@ -63,6 +63,46 @@ impl FastRow for ChatRow {
     }
 }
 
+/// A feed row: the chat columns, then the account's WeChat id and the fan's photo and name.
+struct FeedRow(ChatRow, String, String, String);
+
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for FeedRow {
+    fn from_row(r: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(FeedRow(
+            ChatRow {
+                chat_id: r.try_get(0)?,
+                talker: r.try_get(1)?,
+                issend: r.try_get(2)?,
+                resvred: r.try_get(3)?,
+                wechat_id: r.try_get(4)?,
+                updated_at: r.try_get(5)?,
+                msg_type: r.try_get(6)?,
+                sermsgid: r.try_get(7)?,
+                chat_time: r.try_get(8)?,
+                content: r.try_get(9)?,
+                staff_code: r.try_get(10)?,
+                voice_txt: r.try_get(11)?,
+                expand: r.try_get(12)?,
+            },
+            r.try_get(13)?,
+            r.try_get(14)?,
+            r.try_get(15)?,
+        ))
+    }
+}
+
+impl FastRow for FeedRow {
+    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(FeedRow(
+            ChatRow::from_rusqlite(r)?,
+            r.get(13)?,
+            r.get(14)?,
+            r.get(15)?,
+        ))
+    }
+}
+
 /// A chat message to store (from import, and later from the assistant gateway).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct NewChat {
@@ -160,6 +200,59 @@ impl Tenant<'_> {
         let ids = insert_chats_tx(&mut tx, self.m, chats).await?;
         tx.commit().await?;
         Ok(ids)
+    }
+
+    /// The merchant-wide chat feed: every record with an id above `after`, in id order,
+    /// across all accounts and fans (optionally one account), and whether more follow.
+    /// Ids are taken under the merchant's counter lock and become visible in commit order,
+    /// so a reader that resumes from the last id it saw never skips a record. The
+    /// `(merchant_id, chat_id)` index makes each page a range scan, however long the history.
+    pub async fn chats_feed(
+        &self,
+        after: i64,
+        wechat_id: Option<i64>,
+        limit: i64,
+    ) -> Result<(Vec<ChatRecord>, bool), sqlx::Error> {
+        let mut q = Sql::new(
+            "SELECT c.chat_id, c.talker, c.issend, c.resvred, c.wechat_id, c.updated_at, c.msg_type, c.sermsgid, \
+             c.chat_time, c.content, c.staff_code, c.voice_txt, c.expand, COALESCE(w.wechat_nober, ''), \
+             COALESCE(f.photo, ''), COALESCE(f.name, '') FROM chats c \
+             LEFT JOIN wechats w ON w.merchant_id = c.merchant_id AND w.wechat_id = c.wechat_id \
+             LEFT JOIN fans f ON f.merchant_id = c.merchant_id AND f.wechat_id = c.wechat_id AND f.wenober = c.talker \
+             WHERE c.merchant_id = ",
+        );
+        q.bind(self.m.get()).push(" AND c.chat_id > ").bind(after);
+        if let Some(w) = wechat_id {
+            q.push(" AND c.wechat_id = ").bind(w);
+        }
+        q.push(" ORDER BY c.chat_id LIMIT ").bind(limit + 1);
+        let mut rows = self.store.read_all::<FeedRow>(q).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit.max(0) as usize);
+        let merchantid = self.m.get().to_string();
+        let records = rows
+            .into_iter()
+            .map(|FeedRow(r, nober, photo, name)| ChatRecord {
+                ad_chatting_id: r.chat_id,
+                ad_chatting_talter: r.talker,
+                ad_chatting_issend: r.issend,
+                ad_chatting_resvred: r.resvred,
+                ad_wechat_id: r.wechat_id,
+                merchantid: merchantid.clone(),
+                ad_chatting_updatetime: LocalTime(r.updated_at),
+                ad_chatting_sate: r.msg_type,
+                ad_sermsgid: r.sermsgid,
+                ad_chatting_time: LocalTime(r.chat_time),
+                ad_chatting_content: r.content,
+                ad_staff_code: r.staff_code,
+                ad_voice_txt: r.voice_txt,
+                ad_friend_photo: photo,
+                ad_friend_name: name,
+                ad_expand: r.expand,
+                ad_wechat_nober: nober,
+            })
+            .collect();
+        Ok((records, more))
     }
 }
 
