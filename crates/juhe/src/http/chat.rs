@@ -202,6 +202,11 @@ pub async fn get_chat_feed(
         .tenant(m)
         .chats_feed(min, b.wechatId.filter(), pg.size)
         .await?;
+    let merchantid = m.get().to_string();
+    let rows: Vec<ChatRecord> = rows
+        .into_iter()
+        .map(|r| ChatRecord::new(r.chat, &merchantid, &r.conversation))
+        .collect();
     let page = PageInfo {
         page_index: 1,
         page_size: pg.size,

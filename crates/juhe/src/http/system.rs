@@ -12,6 +12,7 @@ use super::{paged, whole, wire, AppState};
 use crate::error::{ApiResult, Envelope};
 use crate::lenient::{OptInt, OptStr};
 use crate::store::org::{DepartGroupRow, DepartmentRow, StaffFilter, StaffRow};
+use crate::timefmt::LocalTime;
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct Department {
@@ -287,7 +288,7 @@ pub async fn get_wechat_list(
             ad_original_nober: w.original_nober,
             ad_wechat_lei: w.wechat_lei,
             ad_staff_code: w.staff_code,
-            ad_wechat_addtime: w.addtime,
+            ad_wechat_addtime: LocalTime(w.addtime),
         })
         .collect();
     let total = all.len() as i64;

@@ -63,14 +63,18 @@ impl FastRow for ChatRow {
     }
 }
 
-/// A feed row: the chat columns, then the account's WeChat id and the fan's photo and name.
-struct FeedRow(ChatRow, String, String, String);
+/// A feed row: a chat with its conversation's account and fan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedRow {
+    pub chat: ChatRow,
+    pub conversation: Conversation,
+}
 
 impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for FeedRow {
     fn from_row(r: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
         use sqlx::Row;
-        Ok(FeedRow(
-            ChatRow {
+        Ok(FeedRow {
+            chat: ChatRow {
                 chat_id: r.try_get(0)?,
                 talker: r.try_get(1)?,
                 issend: r.try_get(2)?,
@@ -85,21 +89,25 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for FeedRow {
                 voice_txt: r.try_get(11)?,
                 expand: r.try_get(12)?,
             },
-            r.try_get(13)?,
-            r.try_get(14)?,
-            r.try_get(15)?,
-        ))
+            conversation: Conversation {
+                wechat_nober: r.try_get(13)?,
+                fan_photo: r.try_get(14)?,
+                fan_name: r.try_get(15)?,
+            },
+        })
     }
 }
 
 impl FastRow for FeedRow {
     fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(FeedRow(
-            ChatRow::from_rusqlite(r)?,
-            r.get(13)?,
-            r.get(14)?,
-            r.get(15)?,
-        ))
+        Ok(FeedRow {
+            chat: ChatRow::from_rusqlite(r)?,
+            conversation: Conversation {
+                wechat_nober: r.get(13)?,
+                fan_photo: r.get(14)?,
+                fan_name: r.get(15)?,
+            },
+        })
     }
 }
 
@@ -212,7 +220,7 @@ impl Tenant<'_> {
         after: i64,
         wechat_id: Option<i64>,
         limit: i64,
-    ) -> Result<(Vec<ChatRecord>, bool), sqlx::Error> {
+    ) -> Result<(Vec<FeedRow>, bool), sqlx::Error> {
         let mut q = Sql::new(
             "SELECT c.chat_id, c.talker, c.issend, c.resvred, c.wechat_id, c.updated_at, c.msg_type, c.sermsgid, \
              c.chat_time, c.content, c.staff_code, c.voice_txt, c.expand, COALESCE(w.wechat_nober, ''), \
@@ -229,30 +237,7 @@ impl Tenant<'_> {
         let mut rows = self.store.read_all::<FeedRow>(q).await?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit.max(0) as usize);
-        let merchantid = self.m.get().to_string();
-        let records = rows
-            .into_iter()
-            .map(|FeedRow(r, nober, photo, name)| ChatRecord {
-                ad_chatting_id: r.chat_id,
-                ad_chatting_talter: r.talker,
-                ad_chatting_issend: r.issend,
-                ad_chatting_resvred: r.resvred,
-                ad_wechat_id: r.wechat_id,
-                merchantid: merchantid.clone(),
-                ad_chatting_updatetime: LocalTime(r.updated_at),
-                ad_chatting_sate: r.msg_type,
-                ad_sermsgid: r.sermsgid,
-                ad_chatting_time: LocalTime(r.chat_time),
-                ad_chatting_content: r.content,
-                ad_staff_code: r.staff_code,
-                ad_voice_txt: r.voice_txt,
-                ad_friend_photo: photo,
-                ad_friend_name: name,
-                ad_expand: r.expand,
-                ad_wechat_nober: nober,
-            })
-            .collect();
-        Ok((records, more))
+        Ok((rows, more))
     }
 }
 

@@ -69,7 +69,10 @@ async fn every_v2_operation_documents_each_error_status_with_the_error_envelope(
     }
     let env = &doc["components"]["schemas"]["ErrorEnvelope"];
     assert_eq!(env["properties"]["values"]["type"], "null");
-    assert_eq!(env["properties"]["requestId"]["type"], json!(["string", "null"]));
+    assert_eq!(
+        env["properties"]["requestId"]["type"],
+        json!(["string", "null"])
+    );
     let required: Vec<&str> = env["required"]
         .as_array()
         .unwrap()
@@ -78,7 +81,14 @@ async fn every_v2_operation_documents_each_error_status_with_the_error_envelope(
         .collect();
     assert_eq!(
         required,
-        ["requestId", "errmsg", "succeed", "msgTime", "values", "errdesc"]
+        [
+            "requestId",
+            "errmsg",
+            "succeed",
+            "msgTime",
+            "values",
+            "errdesc"
+        ]
     );
 }
 
@@ -134,7 +144,10 @@ async fn response_objects_list_every_field_as_required_and_say_which_can_be_null
         .clone()
     };
     let list = ok("/v2/ChatMess/GetChatFeed");
-    assert!(list["required"].as_array().unwrap().contains(&json!("page")));
+    assert!(list["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("page")));
     assert_eq!(
         list["properties"]["page"]["$ref"],
         "#/components/schemas/PageInfo"
@@ -145,7 +158,10 @@ async fn response_objects_list_every_field_as_required_and_say_which_can_be_null
     );
     let count = ok("/v2/Friend/GetFansCount");
     assert!(count["properties"].get("page").is_none(), "{count}");
-    assert!(count["required"].as_array().unwrap().contains(&json!("errdesc")));
+    assert!(count["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("errdesc")));
 }
 
 on_both! {
