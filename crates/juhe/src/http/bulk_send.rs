@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::extract::{idempotent, replay_header, Body, IdempotencyKey, Merchant};
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Code, Envelope, Values};
-use crate::lenient::{OptInt, OptStr, OptTime, StrList};
+use crate::lenient::{check_str, IntList, OptInt, OptStr, OptTime, StrList, MAX_TEXT};
 use crate::store::misc::{BulkSendTask, BulkSendTaskOut, Deleted};
 
 pub fn router() -> Router<AppState> {
@@ -50,7 +50,7 @@ pub struct SaveBulkSendTaskIn {
     pub task_name: OptStr,
     /// Operating accounts that send (required, at least one).
     #[schema(value_type = Vec<i64>)]
-    pub wechat_ids: Vec<OptInt>,
+    pub wechat_ids: IntList,
     /// Fans (original WeChat ids) to send to; empty for every valid fan of those accounts.
     pub fans_keys: StrList,
     /// When to start (`yyyy-MM-dd HH:mm:ss` or Unix seconds); absent to start as soon as possible.
@@ -63,6 +63,24 @@ pub struct SaveBulkSendTaskIn {
     /// JSON string. Types: 0 text, 1 image, 2 video, 3 file, 4 link, 5 mini program, 6 voice.
     #[schema(value_type = Vec<Object>)]
     pub task_content: Value,
+}
+
+/// Every string inside a content item (keys too) must fit the text limit and hold no NUL:
+/// the item is stored as JSON and sent on to WeChat as it is.
+fn check_strings(v: &Value, at: &str) -> Result<(), ApiError> {
+    match v {
+        Value::String(s) => check_str(s, MAX_TEXT).map_err(|e| ApiError::param(at, e)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, x)| check_strings(x, &format!("{at}[{i}]"))),
+        Value::Object(o) => o.iter().try_for_each(|(k, x)| {
+            let here = format!("{at}.{k}");
+            check_str(k, MAX_TEXT).map_err(|e| ApiError::param(&here, e))?;
+            check_strings(x, &here)
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Checks and normalises the content items: `type` becomes a string, `data` must carry the
@@ -132,6 +150,7 @@ pub fn normalise_content(v: &Value) -> Result<Value, ApiError> {
                 _ => return Err(ApiError::param(&format!("{at}.data.{f}"), "is required")),
             }
         }
+        check_strings(&Value::Object(data.clone()), &format!("{at}.data"))?;
         let mut norm = Map::new();
         norm.insert("data".into(), Value::Object(data.clone()));
         norm.insert("type".into(), Value::String(ty));
@@ -153,13 +172,18 @@ pub async fn save_bulk_send_task(
 ) -> ApiResult<Response> {
     let task_name = crate::lenient::required_str(&b.task_name, "task_name")?;
     let mut wechat_ids = Vec::new();
-    for (i, w) in b.wechat_ids.iter().enumerate() {
-        wechat_ids.push(w.get().ok_or_else(|| {
+    let mut seen = std::collections::HashSet::new();
+    for (i, w) in b.wechat_ids.0.iter().enumerate() {
+        let w = w.get().ok_or_else(|| {
             ApiError::param(
                 &format!("wechat_ids[{i}]"),
                 "must be an operating account id",
             )
-        })?);
+        })?;
+        // A repeated id is harmless; dropping it keeps the task and the lookup small.
+        if seen.insert(w) {
+            wechat_ids.push(w);
+        }
     }
     if wechat_ids.is_empty() {
         return Err(ApiError::param(
