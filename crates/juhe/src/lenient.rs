@@ -127,7 +127,12 @@ impl<'de> Deserialize<'de> for OptTime {
                 }
                 check_str(v, MAX_SHORT).map_err(E::custom)?;
                 let ts = crate::timefmt::parse_local(v, crate::timefmt::current_offset())
-                    .ok_or_else(|| E::custom(format!("expected Unix seconds or a time like \"2024-05-02 10:00:00\", got {}", shown(v))))?;
+                    .ok_or_else(|| {
+                        E::custom(format!(
+                            "expected Unix seconds or a time like \"2024-05-02 10:00:00\", got {}",
+                            shown(v)
+                        ))
+                    })?;
                 check_time(ts).map(Some).map_err(E::custom)
             }
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -474,7 +479,8 @@ impl<'de> Visitor<'de> for ListVisitor {
             if out.len() == MAX_LIST {
                 return Err(E::custom(too_many()));
             }
-            check_str(item, MAX_SHORT).map_err(|e| E::custom(format!("item {}: {e}", out.len())))?;
+            check_str(item, MAX_SHORT)
+                .map_err(|e| E::custom(format!("item {}: {e}", out.len())))?;
             out.push(item.to_owned());
         }
         Ok(out)
@@ -637,6 +643,9 @@ mod tests {
         b: OptBool,
         l: StrList,
         f: OptNum,
+        t: OptTime,
+        x: OptText,
+        i: IntList,
     }
 
     fn parse(j: &str) -> Result<Probe, String> {
@@ -672,5 +681,89 @@ mod tests {
         assert_eq!(p.l.0, vec!["x", "7"]);
         assert_eq!(p.b.0, Some(false));
         assert!(parse(r#"{"b": "maybe"}"#).is_err());
+    }
+
+    #[test]
+    fn times_outside_1970_to_2100_are_refused_and_milliseconds_still_recognised() {
+        for bad in [
+            "1e308",
+            "-1e308",
+            "9223372036854775808",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "4200000000",
+            "-100000",
+            "\"9999-12-31 23:59:59\"",
+            "\"0001-01-01\"",
+        ] {
+            let err = parse(&format!(r#"{{"t": {bad}}}"#))
+                .err()
+                .unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(err.starts_with("t "), "{bad}: {err}");
+        }
+        assert_eq!(
+            parse(r#"{"t": 1714615200000}"#).unwrap().t.get(),
+            Some(1714615200)
+        );
+        assert_eq!(
+            parse(r#"{"t": 1714615200.7}"#).unwrap().t.get(),
+            Some(1714615200)
+        );
+        assert_eq!(
+            parse(r#"{"t": "2100-12-31 23:59:59"}"#).unwrap().t.get(),
+            Some(4133951999)
+        );
+        assert_eq!(parse(r#"{"t": 0}"#).unwrap().t.get(), Some(0));
+    }
+
+    #[test]
+    fn strings_are_limited_in_length_and_may_not_hold_nul() {
+        let long = "中".repeat(MAX_SHORT + 1);
+        assert!(parse(&format!(r#"{{"s": "{}"}}"#, &long[3..])).is_ok());
+        let err = parse(&format!(r#"{{"s": "{long}"}}"#)).err().unwrap();
+        assert!(
+            err.starts_with("s ") && err.contains("at most 1000"),
+            "{err}"
+        );
+        assert!(parse(&format!(r#"{{"x": "{long}"}}"#)).is_ok());
+        assert!(parse(&format!(r#"{{"x": "{}"}}"#, "a".repeat(MAX_TEXT + 1))).is_err());
+        let err = parse(r#"{"s": "a\u0000b"}"#).err().unwrap();
+        assert!(err.starts_with("s ") && err.contains("NUL"), "{err}");
+        let err = parse(r#"{"l": ["ok", "a\u0000"]}"#).err().unwrap();
+        assert!(err.starts_with("l[1] "), "{err}");
+    }
+
+    #[test]
+    fn lists_are_limited_in_length_whatever_their_form() {
+        let items = |n: usize| vec!["\"a\""; n].join(",");
+        assert_eq!(
+            parse(&format!(r#"{{"l": [{}]}}"#, items(MAX_LIST)))
+                .unwrap()
+                .l
+                .0
+                .len(),
+            MAX_LIST
+        );
+        for body in [
+            format!(r#"{{"l": [{}]}}"#, items(MAX_LIST + 1)),
+            format!(r#"{{"l": [{}]}}"#, vec!["null"; MAX_LIST + 1].join(",")),
+            format!(r#"{{"l": "{}"}}"#, vec!["a"; MAX_LIST + 1].join(",")),
+            format!(r#"{{"i": [{}]}}"#, vec!["1"; MAX_LIST + 1].join(",")),
+        ] {
+            let err = parse(&body).err().unwrap();
+            assert!(err.contains("at most 1000 items"), "{err}");
+        }
+        assert_eq!(
+            parse(r#"{"i": [1, "2", null]}"#).unwrap().i.0,
+            vec![OptInt(Some(1)), OptInt(Some(2)), OptInt(None)]
+        );
+    }
+
+    #[test]
+    fn a_long_bad_value_is_quoted_briefly() {
+        let err = parse(&format!(r#"{{"n": "{}"}}"#, "z".repeat(60_000)))
+            .err()
+            .unwrap();
+        assert!(err.len() < 200, "{err}");
     }
 }

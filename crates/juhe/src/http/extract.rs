@@ -194,7 +194,10 @@ fn unknown_header(names: &[String]) -> HeaderValue {
             more += 1;
             continue;
         }
-        let cut = n.char_indices().nth(64).map_or(n.as_str(), |(i, _)| &n[..i]);
+        let cut = n
+            .char_indices()
+            .nth(64)
+            .map_or(n.as_str(), |(i, _)| &n[..i]);
         parts.push(percent_encoding::utf8_percent_encode(cut, ENCODE).to_string());
     }
     if more > 0 {
@@ -336,7 +339,10 @@ mod fields {
             })
         }
 
-        fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
+        fn next_value_seed<S: DeserializeSeed<'de>>(
+            &mut self,
+            seed: S,
+        ) -> Result<S::Value, A::Error> {
             self.inner.next_value_seed(seed)
         }
 
@@ -583,6 +589,122 @@ mod tests {
         let e = parse_body::<P>(b"{}").err().unwrap();
         assert_eq!(e.code, Code::ParamError);
         assert!(e.desc.starts_with("wechatId:"), "{}", e.desc);
+    }
+
+    /// The names serde accepts for a body type (fields and aliases), as `deserialize_struct` sees them.
+    fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+        use serde::de::{value::Error, Error as _, Visitor};
+        struct Probe<'a>(&'a mut &'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for Probe<'_> {
+            type Error = Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+                Err(Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Error> {
+                *self.0 = fields;
+                Err(Error::custom("probed"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut out: &'static [&'static str] = &[];
+        let _ = T::deserialize(Probe(&mut out));
+        out
+    }
+
+    #[test]
+    fn no_body_type_has_two_names_that_differ_only_in_case() {
+        use crate::http::*;
+        // Case-insensitive binding picks the first match, so two names in one casing class
+        // would make the field an errdesc names depend on the order of the list.
+        let all: &[(&str, &[&str])] = &[
+            ("GetChatIn", field_names::<chat::GetChatIn>()),
+            ("FansQueryIn", field_names::<friend::FansQueryIn>()),
+            ("AdQueryIn", field_names::<ad::AdQueryIn>()),
+            ("AddRecordIn", field_names::<todo::AddRecordIn>()),
+            ("TodoQueryIn", field_names::<todo::TodoQueryIn>()),
+            ("StaffCustomerIn", field_names::<report::StaffCustomerIn>()),
+            (
+                "ActivationListIn",
+                field_names::<report::ActivationListIn>(),
+            ),
+            (
+                "MeetingVoiceCallIn",
+                field_names::<meeting::MeetingVoiceCallIn>(),
+            ),
+            (
+                "SaveBulkSendTaskIn",
+                field_names::<bulk_send::SaveBulkSendTaskIn>(),
+            ),
+            ("BulkSendIdIn", field_names::<bulk_send::BulkSendIdIn>()),
+            (
+                "DepartGroupListIn",
+                field_names::<system::DepartGroupListIn>(),
+            ),
+            ("StaffListIn", field_names::<system::StaffListIn>()),
+            ("AllStaffListIn", field_names::<system::AllStaffListIn>()),
+        ];
+        for (ty, names) in all {
+            assert!(!names.is_empty(), "{ty}: no field names probed");
+            let mut seen = std::collections::HashSet::new();
+            for n in *names {
+                assert!(
+                    seen.insert(n.to_ascii_lowercase()),
+                    "{ty}: {n} clashes with another name"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn field_names_bind_in_any_case_and_unknown_ones_are_noted() {
+        let mut unknown = Vec::new();
+        let p: P = parse_body_noting(
+            br#"{"WECHATID": 7, "pagesize": "3", "fanskee": 1, "x": {}}"#,
+            &mut unknown,
+        )
+        .unwrap();
+        assert_eq!((p.wechatId, p.pageSize.get()), (7, Some(3)));
+        assert_eq!(unknown, ["fanskee", "x"]);
+        let e = parse_body::<P>(br#"{"wechatid": 7, "PAGESIZE": "x"}"#)
+            .err()
+            .unwrap();
+        assert!(e.desc.starts_with("pageSize:"), "{}", e.desc);
+        let e = parse_body::<P>(br#"{"wechatId": 7, "WechatId": 8}"#)
+            .err()
+            .unwrap();
+        assert!(e.desc.starts_with("wechatId:"), "{}", e.desc);
+    }
+
+    #[test]
+    fn an_array_or_a_scalar_where_an_object_belongs_is_a_param_error_about_the_body() {
+        for body in [&b"[7, 1]"[..], b"\"text\"", b"12", b"true"] {
+            let e = parse_body::<P>(body).err().unwrap();
+            assert_eq!(e.code, Code::ParamError);
+            assert!(e.desc.starts_with("body:"), "{}", e.desc);
+        }
+    }
+
+    #[test]
+    fn the_unknown_fields_header_is_short_and_always_valid() {
+        let names: Vec<String> = (0..30)
+            .map(|i| format!("f{i}"))
+            .chain(["a\u{0}b,c".to_owned(), "中".repeat(100)])
+            .collect();
+        let v = unknown_header(&names);
+        let s = v.to_str().unwrap();
+        assert!(s.starts_with("f0, f1, "), "{s}");
+        assert!(s.ends_with("(and 12 more)"), "{s}");
+        let v = unknown_header(&["a\u{0}b,c".to_owned(), "中".to_owned()]);
+        assert_eq!(v.to_str().unwrap(), "a%00b%2Cc, %E4%B8%AD");
     }
 
     #[test]

@@ -41,7 +41,6 @@ pub async fn get_depart_list(
 #[allow(non_snake_case)]
 pub struct DepartGroupListIn {
     /// Department id; `-1` (or absent) for all departments.
-    #[serde(alias = "departid", alias = "DepartId")]
     pub departId: OptInt,
 }
 
@@ -66,10 +65,8 @@ pub async fn get_depart_group_list(
 #[allow(non_snake_case)]
 pub struct StaffListIn {
     /// Department id; `-1` for all.
-    #[serde(alias = "departid")]
     pub departId: OptInt,
     /// Group id; `-1` for all.
-    #[serde(alias = "departgroupid")]
     pub departGroupId: OptInt,
     /// `0` only active staff (default), `1` all states.
     pub staffState: OptInt,

@@ -197,7 +197,8 @@ pub struct TodoQueryIn {
     /// Receiving staff: one number, several comma-separated, or an array; any matches.
     pub remindStaff: StrList,
     /// Operating account id (sic).
-    #[serde(alias = "WechatId", alias = "wechatId")]
+    // `WechatId` and any other casing bind too (field names match case-insensitively).
+    #[serde(alias = "wechatId")]
     pub WecharId: OptInt,
     /// Operating account WeChat id.
     pub wechatNober: OptStr,
