@@ -36,10 +36,12 @@ pub enum Code {
     RateLimited,
     /// Authenticated, but not allowed to act for the requested tenant.
     Forbidden,
-    /// No such API path (or wrong method).
+    /// No such API path.
     NoSuchRoute,
     /// Request body larger than the configured limit.
     BodyTooLarge,
+    /// The path exists but not with this method; `Allow` lists the methods it takes.
+    MethodNotAllowed,
 }
 
 impl Code {
@@ -59,6 +61,7 @@ impl Code {
             Code::Forbidden => 200104,
             Code::NoSuchRoute => 200105,
             Code::BodyTooLarge => 200106,
+            Code::MethodNotAllowed => 200107,
         }
     }
 
@@ -77,11 +80,12 @@ impl Code {
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
     /// Every code, for the documentation page and its test.
-    pub const ALL: [Code; 14] = [
+    pub const ALL: [Code; 15] = [
         Code::Success,
         Code::FriendNotFound,
         Code::StaffNotFound,
@@ -96,6 +100,7 @@ impl Code {
         Code::Forbidden,
         Code::NoSuchRoute,
         Code::BodyTooLarge,
+        Code::MethodNotAllowed,
     ];
 }
 

@@ -37,9 +37,9 @@ impl StaffStats {
         self.fans_served.extend(o.fans_served.iter().cloned());
         self.received += o.received;
         self.sent += o.sent;
-        self.first_response_sum += o.first_response_sum;
+        self.first_response_sum = self.first_response_sum.saturating_add(o.first_response_sum);
         self.first_response_n += o.first_response_n;
-        self.reply_sum += o.reply_sum;
+        self.reply_sum = self.reply_sum.saturating_add(o.reply_sum);
         self.reply_n += o.reply_n;
         self.activations.extend(o.activations.iter().cloned());
     }
@@ -93,16 +93,17 @@ fn conversation(inp: &Inputs, msgs: &[ChatFact], out: &mut HashMap<String, Staff
                 s.sent += 1;
                 s.fans_served.insert(key.clone());
                 if let Some(since) = waiting_since {
-                    let d = m.chat_time - since;
-                    s.reply_sum += d;
+                    // Saturating: stored times come from imports too, not only the parser.
+                    let d = m.chat_time.saturating_sub(since);
+                    s.reply_sum = s.reply_sum.saturating_add(d);
                     s.reply_n += 1;
                     if !first_done {
-                        s.first_response_sum += d;
+                        s.first_response_sum = s.first_response_sum.saturating_add(d);
                         s.first_response_n += 1;
                         first_done = true;
                     }
                 }
-                let idle = prev_time.is_none_or(|p| m.chat_time - p >= inp.idle_secs);
+                let idle = prev_time.is_none_or(|p| m.chat_time.saturating_sub(p) >= inp.idle_secs);
                 if idle {
                     s.activations
                         .insert(((inp.day_of)(m.chat_time), key.0, key.1.clone()));

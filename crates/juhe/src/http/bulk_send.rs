@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::extract::{idempotent, replay_header, Body, IdempotencyKey, Merchant};
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Envelope, Values};
-use crate::lenient::{OptInt, OptStr, OptTime, StrList};
+use crate::lenient::{check_str, IntList, OptInt, OptStr, OptTime, StrList, MAX_TEXT};
 use crate::store::misc::{BulkRow, BulkSendTask, Deleted};
 use crate::timefmt::LocalTime;
 
@@ -74,7 +74,7 @@ pub struct SaveBulkSendTaskIn {
     pub task_name: OptStr,
     /// Operating accounts that send (required, at least one).
     #[schema(value_type = Vec<i64>)]
-    pub wechat_ids: Vec<OptInt>,
+    pub wechat_ids: IntList,
     /// Fans (original WeChat ids) to send to; empty for every valid fan of those accounts.
     pub fans_keys: StrList,
     /// When to start (`yyyy-MM-dd HH:mm:ss` or Unix seconds); absent to start as soon as possible.
@@ -89,8 +89,26 @@ pub struct SaveBulkSendTaskIn {
     pub task_content: Value,
 }
 
-/// Checks and normalises the content items: `type` becomes a string, `data` must carry the
-/// type's fields as non-empty strings. The error names the item, e.g. `task_content[2].data.imgMediaUrl`.
+/// Every string inside a content item (keys too) must fit the text limit and hold no NUL:
+/// the item is stored as JSON and sent on to WeChat as it is.
+fn check_strings(v: &Value, at: &str) -> Result<(), ApiError> {
+    match v {
+        Value::String(s) => check_str(s, MAX_TEXT).map_err(|e| ApiError::param(at, e)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, x)| check_strings(x, &format!("{at}[{i}]"))),
+        Value::Object(o) => o.iter().try_for_each(|(k, x)| {
+            let here = format!("{at}.{k}");
+            check_str(k, MAX_TEXT).map_err(|e| ApiError::param(&here, e))?;
+            check_strings(x, &here)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// 保存RPA群发: creates or updates a bulk-send task; `values` is the task id
+/// (`ad_bulk_send_id`). Send `Idempotency-Key` to make a create safe to retry.
 #[utoipa::path(post, path = "/v2/BulkSend/SaveBulkSendTask", tag = "BulkSend", security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first task id")),
     request_body = SaveBulkSendTaskIn, responses((status = 200, body = Envelope<i64>)))]
@@ -102,13 +120,18 @@ pub async fn save_bulk_send_task(
 ) -> ApiResult<Response> {
     let task_name = crate::lenient::required_str(&b.task_name, "task_name")?;
     let mut wechat_ids = Vec::new();
-    for (i, w) in b.wechat_ids.iter().enumerate() {
-        wechat_ids.push(w.get().ok_or_else(|| {
+    let mut seen = std::collections::HashSet::new();
+    for (i, w) in b.wechat_ids.0.iter().enumerate() {
+        let w = w.get().ok_or_else(|| {
             ApiError::param(
                 &format!("wechat_ids[{i}]"),
                 "must be an operating account id",
             )
-        })?);
+        })?;
+        // A repeated id is harmless; dropping it keeps the task and the lookup small.
+        if seen.insert(w) {
+            wechat_ids.push(w);
+        }
     }
     if wechat_ids.is_empty() {
         return Err(ApiError::param(
@@ -123,6 +146,7 @@ pub async fn save_bulk_send_task(
             "must be between 1 and 3600",
         ));
     }
+    check_strings(&b.task_content, "task_content")?;
     let content = crate::core::bulk_send::normalise_content(&b.task_content)?;
     let t = st.store.tenant(m);
     let staff_code = b.staff_code.non_empty().map(str::to_owned);

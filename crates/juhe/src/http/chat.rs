@@ -96,10 +96,9 @@ pub struct GetChatIn {
     /// 结束时间戳(秒): messages at or before this time.
     pub endTimestamp: OptTime,
     /// 粉丝标识 (required): the fan's original WeChat id.
-    #[serde(alias = "fansKe", alias = "FansKey")]
+    #[serde(alias = "fansKe")]
     pub fansKey: OptStr,
     /// 运营号ID (required).
-    #[serde(alias = "WechatId")]
     pub wechatId: OptInt,
     /// 运营号标识: when given, must match the account's original id or WeChat id.
     pub wechatKey: OptStr,

@@ -1,9 +1,14 @@
 //! Request extractors: the merchant behind the bearer token, lenient JSON bodies, paging,
 //! and idempotency keys. Each turns a bad request into the documented envelope.
 
+use std::sync::{Arc, OnceLock};
+
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
@@ -114,8 +119,9 @@ where
 }
 
 /// A JSON body read leniently: any content type, an empty body or `null` means `{}`,
-/// unknown fields are ignored, and a malformed body or wrongly typed field is a 200012
-/// naming the field.
+/// field names match case-insensitively (as the original .NET server binds them), unknown
+/// fields are ignored but named in `X-Juhe-Unknown-Fields`, and a malformed body or
+/// wrongly typed field is a 200012 naming the field.
 pub struct Body<T>(pub T);
 
 impl<S, T> FromRequest<S> for Body<T>
@@ -127,6 +133,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let slot = req.extensions().get::<UnknownFields>().cloned();
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
@@ -139,11 +146,80 @@ where
         })?;
         // Local time strings in the body are read in the server's configured offset.
         let offset = AppState::from_ref(state).offset;
-        crate::timefmt::with_offset(offset, || parse_body(&bytes)).map(Body)
+        let mut unknown = Vec::new();
+        let parsed =
+            crate::timefmt::with_offset(offset, || parse_body_noting(&bytes, &mut unknown));
+        if !unknown.is_empty() {
+            tracing::debug!(fields = ?unknown, "unknown request fields ignored");
+            if let Some(slot) = slot {
+                let _ = slot.0.set(unknown_header(&unknown));
+            }
+        }
+        parsed.map(Body)
     }
 }
 
+/// Where the body extractor leaves the `X-Juhe-Unknown-Fields` value for
+/// [`note_unknown_fields`] to put on the response (an extractor cannot touch the response).
+#[derive(Clone, Default)]
+pub struct UnknownFields(Arc<OnceLock<HeaderValue>>);
+
+/// Route middleware: names the request's ignored fields in a response header, so a typo
+/// such as `fanskee` is visible at once instead of silently matching everything.
+pub async fn note_unknown_fields(mut req: Request, next: Next) -> Response {
+    let slot = UnknownFields::default();
+    req.extensions_mut().insert(slot.clone());
+    let mut resp = next.run(req).await;
+    if let Some(v) = slot.0.get() {
+        resp.headers_mut()
+            .insert(HeaderName::from_static(UNKNOWN_FIELDS_HEADER), v.clone());
+    }
+    resp
+}
+
+pub const UNKNOWN_FIELDS_HEADER: &str = "x-juhe-unknown-fields";
+
+/// `a, b, c`: field names as sent, percent-encoded where a header cannot carry them,
+/// each cut to 64 characters and at most 20 of them (with a count of the rest).
+fn unknown_header(names: &[String]) -> HeaderValue {
+    const ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b',')
+        .add(b'%')
+        .add(b'"');
+    let mut seen = std::collections::HashSet::new();
+    let mut parts: Vec<String> = Vec::new();
+    let mut more = 0;
+    for n in names {
+        if !seen.insert(n.as_str()) {
+            continue;
+        }
+        if parts.len() == 20 {
+            more += 1;
+            continue;
+        }
+        let cut = n
+            .char_indices()
+            .nth(64)
+            .map_or(n.as_str(), |(i, _)| &n[..i]);
+        parts.push(percent_encoding::utf8_percent_encode(cut, ENCODE).to_string());
+    }
+    if more > 0 {
+        parts.push(format!("(and {more} more)"));
+    }
+    HeaderValue::from_str(&parts.join(", ")).unwrap_or_else(|_| HeaderValue::from_static("?"))
+}
+
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    parse_body_noting(bytes, &mut Vec::new())
+}
+
+/// Parses a body in one pass, binding field names case-insensitively and pushing the names
+/// of fields the target type does not have onto `unknown`.
+pub fn parse_body_noting<T: DeserializeOwned>(
+    bytes: &[u8],
+    unknown: &mut Vec<String>,
+) -> Result<T, ApiError> {
     let trimmed = bytes.trim_ascii();
     let src: &[u8] = if trimmed.is_empty() || trimmed == b"null" {
         b"{}"
@@ -151,19 +227,27 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         trimmed
     };
     let mut de = serde_json::Deserializer::from_slice(src);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(fields::AnyCase {
+        inner: &mut de,
+        unknown,
+    })
+    .map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
             ApiError::param("body", format!("malformed JSON ({inner})"))
         } else if path == "." || path.is_empty() {
-            // Missing required fields are reported at the object level; serde names them.
+            // Missing and repeated fields are reported at the object level; serde names them.
             let msg = inner.to_string();
             match msg.split('`').nth(1) {
                 Some(field) if msg.starts_with("missing field") => {
                     ApiError::param(field, "is required")
                 }
-                _ => ApiError::param("body", msg),
+                Some(field) if msg.starts_with("duplicate field") => ApiError::param(
+                    field,
+                    "is given more than once (field names match case-insensitively)",
+                ),
+                _ => ApiError::param("body", strip_position(&msg)),
             }
         } else {
             ApiError::param(&path, strip_position(&inner.to_string()))
@@ -172,6 +256,187 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::param("body", format!("malformed JSON ({e})")))?;
     Ok(value)
+}
+
+/// Case-insensitive field binding without a second parse: the top-level struct is read as a
+/// map whose keys are rewritten on the fly to the field (or alias) name they match. serde's
+/// derive hands `deserialize_struct` every accepted name, aliases included, so the known
+/// names come for free; an exact match costs one scan of that short list.
+mod fields {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+
+    pub struct AnyCase<'a, D> {
+        pub inner: D,
+        pub unknown: &'a mut Vec<String>,
+    }
+
+    impl<'de, D: Deserializer<'de>> Deserializer<'de> for AnyCase<'_, D> {
+        type Error = D::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, D::Error> {
+            self.inner.deserialize_any(v)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            v: V,
+        ) -> Result<V::Value, D::Error> {
+            // As a map, not a struct: serde_json would otherwise accept an array and bind
+            // its items to fields by position.
+            self.inner.deserialize_map(Struct {
+                inner: v,
+                fields,
+                unknown: self.unknown,
+            })
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    struct Struct<'a, V> {
+        inner: V,
+        fields: &'static [&'static str],
+        unknown: &'a mut Vec<String>,
+    }
+
+    impl<'de, V: Visitor<'de>> Visitor<'de> for Struct<'_, V> {
+        type Value = V::Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            self.inner.expecting(f)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+            self.inner.visit_map(Keys {
+                inner: map,
+                fields: self.fields,
+                unknown: self.unknown,
+            })
+        }
+    }
+
+    struct Keys<'a, A> {
+        inner: A,
+        fields: &'static [&'static str],
+        unknown: &'a mut Vec<String>,
+    }
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for Keys<'_, A> {
+        type Error = A::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            self.inner.next_key_seed(Key {
+                inner: seed,
+                fields: self.fields,
+                unknown: self.unknown,
+            })
+        }
+
+        fn next_value_seed<S: DeserializeSeed<'de>>(
+            &mut self,
+            seed: S,
+        ) -> Result<S::Value, A::Error> {
+            self.inner.next_value_seed(seed)
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            self.inner.size_hint()
+        }
+    }
+
+    /// Used three ways: as the seed of a key, as the deserializer handed to the field's
+    /// own seed, and as the visitor of the key string.
+    struct Key<'a, T> {
+        inner: T,
+        fields: &'static [&'static str],
+        unknown: &'a mut Vec<String>,
+    }
+
+    impl<'de, K: DeserializeSeed<'de>> DeserializeSeed<'de> for Key<'_, K> {
+        type Value = K::Value;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<K::Value, D::Error> {
+            self.inner.deserialize(Key {
+                inner: d,
+                fields: self.fields,
+                unknown: self.unknown,
+            })
+        }
+    }
+
+    impl<'de, D: Deserializer<'de>> Deserializer<'de> for Key<'_, D> {
+        type Error = D::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, D::Error> {
+            self.inner.deserialize_str(Key {
+                inner: v,
+                fields: self.fields,
+                unknown: self.unknown,
+            })
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map struct enum identifier ignored_any
+        }
+    }
+
+    enum Name {
+        Exact,
+        Known(&'static str),
+        Unknown,
+    }
+
+    impl<V> Key<'_, V> {
+        fn name(&mut self, key: &str) -> Name {
+            if self.fields.contains(&key) {
+                Name::Exact
+            } else if let Some(f) = self.fields.iter().find(|f| f.eq_ignore_ascii_case(key)) {
+                Name::Known(f)
+            } else {
+                self.unknown.push(key.to_owned());
+                Name::Unknown
+            }
+        }
+    }
+
+    impl<'de, V: Visitor<'de>> Visitor<'de> for Key<'_, V> {
+        type Value = V::Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            self.inner.expecting(f)
+        }
+
+        fn visit_str<E: de::Error>(mut self, key: &str) -> Result<V::Value, E> {
+            match self.name(key) {
+                Name::Known(f) => self.inner.visit_borrowed_str(f),
+                Name::Exact | Name::Unknown => self.inner.visit_str(key),
+            }
+        }
+
+        fn visit_borrowed_str<E: de::Error>(mut self, key: &'de str) -> Result<V::Value, E> {
+            match self.name(key) {
+                Name::Known(f) => self.inner.visit_borrowed_str(f),
+                Name::Exact | Name::Unknown => self.inner.visit_borrowed_str(key),
+            }
+        }
+
+        fn visit_string<E: de::Error>(self, key: String) -> Result<V::Value, E> {
+            self.visit_str(&key)
+        }
+    }
 }
 
 fn strip_position(msg: &str) -> String {
@@ -334,6 +599,122 @@ mod tests {
         let e = parse_body::<P>(b"{}").err().unwrap();
         assert_eq!(e.code, Code::ParamError);
         assert!(e.desc.starts_with("wechatId:"), "{}", e.desc);
+    }
+
+    /// The names serde accepts for a body type (fields and aliases), as `deserialize_struct` sees them.
+    fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+        use serde::de::{value::Error, Error as _, Visitor};
+        struct Probe<'a>(&'a mut &'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for Probe<'_> {
+            type Error = Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+                Err(Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Error> {
+                *self.0 = fields;
+                Err(Error::custom("probed"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut out: &'static [&'static str] = &[];
+        let _ = T::deserialize(Probe(&mut out));
+        out
+    }
+
+    #[test]
+    fn no_body_type_has_two_names_that_differ_only_in_case() {
+        use crate::http::*;
+        // Case-insensitive binding picks the first match, so two names in one casing class
+        // would make the field an errdesc names depend on the order of the list.
+        let all: &[(&str, &[&str])] = &[
+            ("GetChatIn", field_names::<chat::GetChatIn>()),
+            ("FansQueryIn", field_names::<friend::FansQueryIn>()),
+            ("AdQueryIn", field_names::<ad::AdQueryIn>()),
+            ("AddRecordIn", field_names::<todo::AddRecordIn>()),
+            ("TodoQueryIn", field_names::<todo::TodoQueryIn>()),
+            ("StaffCustomerIn", field_names::<report::StaffCustomerIn>()),
+            (
+                "ActivationListIn",
+                field_names::<report::ActivationListIn>(),
+            ),
+            (
+                "MeetingVoiceCallIn",
+                field_names::<meeting::MeetingVoiceCallIn>(),
+            ),
+            (
+                "SaveBulkSendTaskIn",
+                field_names::<bulk_send::SaveBulkSendTaskIn>(),
+            ),
+            ("BulkSendIdIn", field_names::<bulk_send::BulkSendIdIn>()),
+            (
+                "DepartGroupListIn",
+                field_names::<system::DepartGroupListIn>(),
+            ),
+            ("StaffListIn", field_names::<system::StaffListIn>()),
+            ("AllStaffListIn", field_names::<system::AllStaffListIn>()),
+        ];
+        for (ty, names) in all {
+            assert!(!names.is_empty(), "{ty}: no field names probed");
+            let mut seen = std::collections::HashSet::new();
+            for n in *names {
+                assert!(
+                    seen.insert(n.to_ascii_lowercase()),
+                    "{ty}: {n} clashes with another name"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn field_names_bind_in_any_case_and_unknown_ones_are_noted() {
+        let mut unknown = Vec::new();
+        let p: P = parse_body_noting(
+            br#"{"WECHATID": 7, "pagesize": "3", "fanskee": 1, "x": {}}"#,
+            &mut unknown,
+        )
+        .unwrap();
+        assert_eq!((p.wechatId, p.pageSize.get()), (7, Some(3)));
+        assert_eq!(unknown, ["fanskee", "x"]);
+        let e = parse_body::<P>(br#"{"wechatid": 7, "PAGESIZE": "x"}"#)
+            .err()
+            .unwrap();
+        assert!(e.desc.starts_with("pageSize:"), "{}", e.desc);
+        let e = parse_body::<P>(br#"{"wechatId": 7, "WechatId": 8}"#)
+            .err()
+            .unwrap();
+        assert!(e.desc.starts_with("wechatId:"), "{}", e.desc);
+    }
+
+    #[test]
+    fn an_array_or_a_scalar_where_an_object_belongs_is_a_param_error_about_the_body() {
+        for body in [&b"[7, 1]"[..], b"\"text\"", b"12", b"true"] {
+            let e = parse_body::<P>(body).err().unwrap();
+            assert_eq!(e.code, Code::ParamError);
+            assert!(e.desc.starts_with("body:"), "{}", e.desc);
+        }
+    }
+
+    #[test]
+    fn the_unknown_fields_header_is_short_and_always_valid() {
+        let names: Vec<String> = (0..30)
+            .map(|i| format!("f{i}"))
+            .chain(["a\u{0}b,c".to_owned(), "中".repeat(100)])
+            .collect();
+        let v = unknown_header(&names);
+        let s = v.to_str().unwrap();
+        assert!(s.starts_with("f0, f1, "), "{s}");
+        assert!(s.ends_with("(and 12 more)"), "{s}");
+        let v = unknown_header(&["a\u{0}b,c".to_owned(), "中".to_owned()]);
+        assert_eq!(v.to_str().unwrap(), "a%00b%2Cc, %E4%B8%AD");
     }
 
     #[test]

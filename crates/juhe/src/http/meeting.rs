@@ -82,9 +82,7 @@ pub struct MeetingVoiceCallIn {
     pub wechat_id: OptInt,
     /// The fan's original WeChat id, exact.
     pub fans_key: OptStr,
-    #[serde(alias = "pageIndex")]
     pub PageIndex: OptInt,
-    #[serde(alias = "pageSize")]
     pub PageSize: OptInt,
 }
 

@@ -69,7 +69,8 @@ pub fn router(state: AppState) -> Router {
         .merge(bulk_send::router())
         .merge(ops::router())
         .fallback(no_such_route)
-        .method_not_allowed_fallback(no_such_route)
+        .method_not_allowed_fallback(wrong_method)
+        .route_layer(middleware::from_fn(extract::note_unknown_fields))
         .route_layer(middleware::from_fn(mark_route))
         // Enforced by the body extractor, so an oversized body gets the envelope (200106).
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
@@ -91,6 +92,18 @@ async fn no_such_route(req: Request) -> ApiError {
         Code::NoSuchRoute,
         format!(
             "{} {}: no such API (paths are case-sensitive, see /docs)",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+/// axum adds the `Allow` header to this response.
+async fn wrong_method(req: Request) -> ApiError {
+    ApiError::new(
+        Code::MethodNotAllowed,
+        format!(
+            "{} {}: this path does not take that method; the Allow header lists the ones it does",
             req.method(),
             req.uri().path()
         ),

@@ -1033,8 +1033,9 @@ pub fn code_meaning(c: Code) -> &'static str {
         }
         Code::RateLimited => "rate limit exceeded; see Retry-After (Juhe)",
         Code::Forbidden => "not allowed to act for the requested tenant (Juhe)",
-        Code::NoSuchRoute => "no such API path or method (Juhe)",
+        Code::NoSuchRoute => "no such API path (Juhe)",
         Code::BodyTooLarge => "request body too large (Juhe)",
+        Code::MethodNotAllowed => "wrong HTTP method for this path; see the Allow header (Juhe)",
     }
 }
 

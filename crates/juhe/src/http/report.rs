@@ -119,7 +119,7 @@ async fn stats(
 ) -> ApiResult<HashMap<String, StaffStats>> {
     let t = st.store.tenant(m);
     let idle = st.cfg.report.activation_idle_hours * 3600;
-    let facts = t.chat_facts(start - idle, end).await?;
+    let facts = t.chat_facts(start.saturating_sub(idle), end).await?;
     let fans = t.fan_facts().await?;
     let wechats = t.wechats().await?;
     let fan_map: HashMap<(i64, &str), (Option<&String>, i64)> = fans
@@ -171,12 +171,19 @@ pub async fn get_data_by_staff_customer(
     Body(b): Body<StaffCustomerIn>,
 ) -> ApiResult<Response> {
     let pg = page(&st, b.pageIndex, b.pageSize, "pageIndex", "pageSize")?;
+    // Times are range-checked when parsed; the arithmetic is checked anyway, so a future
+    // caller that skips the parser gets a 400, not an overflow.
     let end = b.endDate.get().unwrap_or_else(|| now() + 1);
-    let start = b.startDate.get().unwrap_or(end - 30 * 86400);
+    let start = match b.startDate.get() {
+        Some(s) => s,
+        None => end
+            .checked_sub(30 * 86400)
+            .ok_or_else(|| ApiError::param("endDate", "is out of range"))?,
+    };
     if start >= end {
         return Err(ApiError::param("startDate", "must be before endDate"));
     }
-    if end - start > 366 * 86400 {
+    if end.checked_sub(start).is_none_or(|d| d > 366 * 86400) {
         return Err(ApiError::param(
             "endDate",
             "the range may span at most 366 days",
@@ -389,6 +396,9 @@ pub async fn get_activation_list_by_staff(
         ApiError::param("time", "is required (the day's midnight as Unix seconds)")
     })?;
     let day = day_start(ts, st.offset);
+    let day_end = day
+        .checked_add(86400)
+        .ok_or_else(|| ApiError::param("time", "is out of range"))?;
     let staff = st
         .store
         .tenant(m)
@@ -400,8 +410,11 @@ pub async fn get_activation_list_by_staff(
             staff_name: None,
         })
         .await?;
-    let per_staff = stats(&st, m, day, day + 86400, b.wechat_lei.filter(), None).await?;
-    let date = crate::timefmt::format_local(day, st.offset)[..10].to_owned();
+    let per_staff = stats(&st, m, day, day_end, b.wechat_lei.filter(), None).await?;
+    let date = crate::timefmt::format_local(day, st.offset)
+        .get(..10)
+        .ok_or_else(|| ApiError::param("time", "is out of range"))?
+        .to_owned();
     let mut rows: Vec<ActivationRow> = staff
         .iter()
         .map(|s| ActivationRow {

@@ -94,12 +94,20 @@ pub fn router() -> Router<AppState> {
         .route("/v2/System/GetWechatList", post(get_wechat_list))
 }
 
+/// The request of an endpoint that takes no parameters.
+#[derive(Debug, Default, Deserialize)]
+pub struct NoParams {}
+
 /// 获取部门列表: all departments.
 #[utoipa::path(get, path = "/v2/System/GetDepartList", tag = "System", security(("bearer" = [])),
     responses((status = 200, body = Envelope<Vec<Department>>)))]
 pub async fn get_depart_list(
     State(st): State<AppState>,
     Merchant(m): Merchant,
+    // No parameters, but a body that is sent is read: an unread body would make the
+    // server close the connection under a client still sending it, and its fields are
+    // named in X-Juhe-Unknown-Fields like any other endpoint's.
+    _: Body<NoParams>,
 ) -> ApiResult<Response> {
     Ok(whole(wire::<_, Department>(
         st.store.tenant(m).departments().await?,
@@ -111,7 +119,6 @@ pub async fn get_depart_list(
 #[allow(non_snake_case)]
 pub struct DepartGroupListIn {
     /// Department id; `-1` (or absent) for all departments.
-    #[serde(alias = "departid", alias = "DepartId")]
     pub departId: OptInt,
 }
 
@@ -136,10 +143,8 @@ pub async fn get_depart_group_list(
 #[allow(non_snake_case)]
 pub struct StaffListIn {
     /// Department id; `-1` for all.
-    #[serde(alias = "departid")]
     pub departId: OptInt,
     /// Group id; `-1` for all.
-    #[serde(alias = "departgroupid")]
     pub departGroupId: OptInt,
     /// `0` only active staff (default), `1` all states.
     pub staffState: OptInt,

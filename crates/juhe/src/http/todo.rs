@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::extract::{idempotent, page, replay_header, Body, IdempotencyKey, Merchant};
 use super::{paged, wire, AppState};
 use crate::error::{ApiError, ApiResult, Envelope, Values};
-use crate::lenient::{required_int, required_str, OptInt, OptStr, OptTime, StrList};
+use crate::lenient::{required_int, required_str, OptInt, OptStr, OptText, OptTime, StrList};
 use crate::store::misc::{NewTodo, TodoFilter, TodoRow};
 use crate::store::MerchantId;
 use crate::timefmt::LocalTime;
@@ -91,8 +91,8 @@ pub struct AddRecordIn {
     pub SffId: OptStr,
     /// Reminder title (required).
     pub RemindTitle: OptStr,
-    /// To-do content (required).
-    pub FollowupsiTuation: OptStr,
+    /// To-do content (required; at most 20000 characters).
+    pub FollowupsiTuation: OptText,
     /// Reminder time `yyyy-MM-dd HH:mm:ss` (required, not in the past).
     pub RemindTime: OptTime,
     /// 1 = keep reminding, 0 = once (default).
@@ -222,7 +222,8 @@ pub struct TodoQueryIn {
     /// Receiving staff: one number, several comma-separated, or an array; any matches.
     pub remindStaff: StrList,
     /// Operating account id (sic).
-    #[serde(alias = "WechatId", alias = "wechatId")]
+    // `WechatId` and any other casing bind too (field names match case-insensitively).
+    #[serde(alias = "wechatId")]
     pub WecharId: OptInt,
     /// Operating account WeChat id.
     pub wechatNober: OptStr,
@@ -234,9 +235,19 @@ pub struct TodoQueryIn {
     pub pageSize: OptInt,
 }
 
+/// Most staff numbers one `remindStaff` filter may name: each is one `OR` term, and SQLite
+/// refuses expressions more than 1,000 deep.
+const MAX_REMIND_STAFF: usize = 100;
+
 impl TodoQueryIn {
-    fn filter(&self) -> TodoFilter {
-        TodoFilter {
+    fn filter(&self) -> ApiResult<TodoFilter> {
+        if self.remindStaff.0.len() > MAX_REMIND_STAFF {
+            return Err(ApiError::param(
+                "remindStaff",
+                format!("must name at most {MAX_REMIND_STAFF} staff numbers"),
+            ));
+        }
+        Ok(TodoFilter {
             created_start: self.startTimestamp.get(),
             created_end: self.endTimestamp.get(),
             remind_start: self.remindStartTimestamp.get(),
@@ -246,7 +257,7 @@ impl TodoQueryIn {
             wechat_id: self.WecharId.filter(),
             wechat_nober: self.wechatNober.non_empty().map(str::to_owned),
             state: self.usersate.filter(),
-        }
+        })
     }
 }
 
@@ -259,7 +270,7 @@ pub async fn get_charge_daffaires_list(
     Body(b): Body<TodoQueryIn>,
 ) -> ApiResult<Response> {
     let pg = page(&st, b.pageIndex, b.pageSize, "pageIndex", "pageSize")?;
-    let f = b.filter();
+    let f = b.filter()?;
     let t = st.store.tenant(m);
     let (rows, more) = t.todos_page(&f, pg).await?;
     let total = t.todos_count(&f).await?;
@@ -274,5 +285,5 @@ pub async fn get_charge_daffaires_count(
     Merchant(m): Merchant,
     Body(b): Body<TodoQueryIn>,
 ) -> ApiResult<Response> {
-    Ok(Values(st.store.tenant(m).todos_count(&b.filter()).await?).into_response())
+    Ok(Values(st.store.tenant(m).todos_count(&b.filter()?).await?).into_response())
 }

@@ -79,12 +79,12 @@ on_both! {
         }
     }
 
-    async fn an_unknown_path_or_method_gets_the_envelope_with_404(app) {
+    async fn an_unknown_path_gets_the_envelope_with_404_and_a_wrong_method_405(app) {
         let t = app.merchant("m").await;
         let (s, v) = app.post("/v2/ChatMess/NoSuchThing", &t.token, json!({})).await;
         assert_eq!((s, v["errmsg"].as_i64().unwrap()), (404, 200105));
         let r = app.http.delete(format!("{}/v2/ChatMess/GetChat", app.base)).bearer_auth(&t.token).send().await.unwrap();
-        assert_eq!(r.status(), 404);
+        assert_eq!(r.status(), 405);
     }
 
     async fn an_oversized_body_is_refused_with_413(app) {
