@@ -91,7 +91,9 @@ pub enum MerchantCmd {
         #[arg(long)]
         merchant: i64,
     },
-    /// Revoke every access token of a merchant, effective at once.
+    /// Revoke a merchant's access, effective at once: every access token of the merchant,
+    /// and every agent's link to it (agents need `juhe agent link` again). Client
+    /// credentials stay valid.
     RevokeTokens {
         #[arg(long)]
         merchant: i64,
@@ -107,6 +109,13 @@ pub enum AgentCmd {
     },
     /// Let an agent act for a merchant (with the TenantId header).
     Link {
+        #[arg(long)]
+        agent: i64,
+        #[arg(long)]
+        merchant: i64,
+    },
+    /// Stop an agent acting for a merchant, effective with its next request.
+    Unlink {
         #[arg(long)]
         agent: i64,
         #[arg(long)]
@@ -221,8 +230,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 MerchantCmd::RevokeTokens { merchant: id } => {
                     let m = merchant(&store, id).await?;
-                    let n = admin.revoke_merchant_tokens(m).await?;
-                    print_json(&serde_json::json!({"merchantId": id, "revokedTokens": n}))?
+                    let r = admin.revoke_merchant_access(m).await?;
+                    print_json(
+                        &serde_json::json!({"merchantId": id, "revokedTokens": r.tokens, "unlinkedAgents": r.agent_links}),
+                    )?
                 }
             }
             store.close().await;
@@ -249,6 +260,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     admin.link_agent(agent, m).await?;
                     print_json(
                         &serde_json::json!({"agentId": agent, "merchantId": id, "linked": true}),
+                    )?
+                }
+                AgentCmd::Unlink {
+                    agent,
+                    merchant: id,
+                } => {
+                    if !admin.agent_exists(agent).await? {
+                        bail!("no agent {agent}");
+                    }
+                    let m = merchant(&store, id).await?;
+                    let was = admin.unlink_agent(agent, m).await?;
+                    print_json(
+                        &serde_json::json!({"agentId": agent, "merchantId": id, "linked": false, "wasLinked": was}),
                     )?
                 }
                 AgentCmd::RevokeTokens { agent } => {
