@@ -85,6 +85,7 @@ pub struct ApiConfig {
 #[serde(deny_unknown_fields)]
 pub struct ReportConfig {
     pub activation_idle_hours: i64,
+    pub reply_window_hours: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -198,8 +199,11 @@ impl Config {
         if self.rate_limit.per_second > 0 && self.rate_limit.burst == 0 {
             bail!("rate_limit.burst must be at least 1 when rate limiting is on");
         }
-        if self.report.activation_idle_hours < 1 {
-            bail!("report.activation_idle_hours must be at least 1");
+        if !(1..=24 * 366).contains(&self.report.activation_idle_hours) {
+            bail!("report.activation_idle_hours must be between 1 and 8784");
+        }
+        if !(1..=24 * 366).contains(&self.report.reply_window_hours) {
+            bail!("report.reply_window_hours must be between 1 and 8784");
         }
         Ok(())
     }

@@ -272,3 +272,38 @@ on_both_with! { tight;
         assert_eq!(call(m.id.get()).await.unwrap().status(), 200);
     }
 }
+
+mod reports {
+    use serde_json::json;
+
+    use crate::helpers::ts;
+    use crate::on_both;
+
+    fn chat(n: u32, fan: &str, issend: i64, time: &str) -> serde_json::Value {
+        json!({"ad_wechat_id": 135389, "ad_chatting_talter": fan, "ad_chatting_issend": issend, "ad_chatting_sate": 1,
+               "ad_chatting_content": "x", "ad_chatting_resvred": null, "ad_sermsgid": format!("rw-{n}"),
+               "ad_chatting_time": time, "ad_staff_code": if issend == 1 { Some("S001") } else { None }})
+    }
+
+    on_both! {
+        async fn a_staff_message_days_after_the_fans_last_message_is_not_counted_as_a_reply(app) {
+            let t = app.fixture_merchant("m").await;
+            // A fresh fan conversation in 2025: a quick reply (60 s), then the fan writes
+            // again and the staff only writes back three days later.
+            app.import(&t, &json!({"chats": [
+                chat(1, "wxid_fan0002", 0, "2025-03-01 10:00:00"),
+                chat(2, "wxid_fan0002", 1, "2025-03-01 10:01:00"),
+                chat(3, "wxid_fan0002", 0, "2025-03-01 10:05:00"),
+                chat(4, "wxid_fan0002", 1, "2025-03-04 10:05:00"),
+            ]})).await;
+            let v = app.values("/v2/Report/GetDataByStaffCustomer", &t.token, json!({"startDate": "2025-03-01 00:00:00", "endDate": "2025-03-31 00:00:00", "staffCode": "S001"})).await;
+            let r = &v[0];
+            assert_eq!(r["sendCount"], 2, "{r}");
+            assert_eq!(r["avgReplySeconds"], 60.0, "{r}");
+            assert_eq!(r["avgFirstResponseSeconds"], 60.0, "{r}");
+            assert_eq!(r["activationCount"], 1, "the late message starts a new session after 72 h of silence: {r}");
+            let v = app.values("/v2/Report/GetActivationListByStaff", &t.token, json!({"time": ts("2025-03-04 00:00:00"), "ad_staff_code": "S001"})).await;
+            assert_eq!(v[0]["activationCount"], 1);
+        }
+    }
+}
