@@ -354,36 +354,65 @@ const DEMO_MERCHANT: &str = "演示商户 Demo";
 
 async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
     let signal = shutdown_signal();
+    let offset = cfg.offset()?;
+    let db = juhe::store::redact(&cfg.database_url);
     let store = open_store(&cfg).await?;
+    // Bind before anything is written: a start that fails (the port is taken) must leave
+    // no merchant and no credentials behind.
+    let app = Application::with_store(cfg, store).await?;
+    let store = app.store().clone();
     let admin = store.admin();
     let existing = admin
         .list_merchants()
         .await?
         .into_iter()
         .find(|m| m.name == DEMO_MERCHANT);
-    let creds = match existing {
+    // Local midnight today, as wall-clock seconds: the data ends there, so the default
+    // report range (the last 30 days) shows numbers, and a rerun the same day imports
+    // exactly the same records.
+    let local_now = juhe::store::now() + i64::from(offset.local_minus_utc());
+    let reference = local_now - local_now.rem_euclid(86_400);
+    let data =
+        crate::demo_data::generate_until(seed, crate::demo_data::DemoScale::demo(), reference);
+    let (m, creds, reused) = match existing {
         Some(row) => {
-            admin
-                .add_merchant_client(merchant(&store, row.id).await?)
-                .await?
+            let m = merchant(&store, row.id).await?;
+            (m, None, Some(row.id))
         }
-        None => admin.create_merchant(DEMO_MERCHANT).await?,
+        None => {
+            let creds = admin.create_merchant(DEMO_MERCHANT).await?;
+            (
+                merchant(&store, creds.merchant_id).await?,
+                Some(creds),
+                None,
+            )
+        }
     };
-    let m = merchant(&store, creds.merchant_id).await?;
-    let value = crate::demo_data::generate(seed, crate::demo_data::DemoScale::demo());
-    let data: ImportFile =
-        serde_json::from_value(value).context("demo data does not match the import format")?;
-    let summary = import_with_progress(&store, m, &data, cfg.offset()?).await?;
+    let summary = import_with_progress(&store, m, &data, offset).await?;
+    let changed: u64 = summary.values().map(|k| k.changed).sum();
+    // Credentials last, once everything else has worked.
+    let creds = match creds {
+        Some(c) => c,
+        None => admin.add_merchant_client(m).await?,
+    };
     let (wechat_id, fans_key) = data
         .chats
         .first()
         .map(|c| (c.ad_wechat_id, c.ad_chatting_talter.clone()))
         .unwrap_or_default();
-    let app = Application::with_store(cfg, store).await?;
     let addr = app.local_addr();
     let base = format!("http://{addr}");
-    println!("Juhe demo is running on {base} (SQLite). Ctrl-C stops it.");
+    println!("Juhe demo is running on {base} ({db}). Ctrl-C stops it.");
     println!();
+    match reused {
+        Some(id) if changed == 0 => println!(
+            "Reusing {db}: demo merchant {id} exists and already has this data (importing again changed nothing). New credentials were issued below; earlier ones stay valid."
+        ),
+        Some(id) => println!(
+            "Reusing {db}: demo merchant {id} exists; importing again updated {changed} records (chats already stored are kept, not duplicated). New credentials were issued below; earlier ones stay valid. Delete the database file for a fresh demo."
+        ),
+        None => println!("Created demo merchant {} in {db}.", creds.merchant_id),
+    }
     println!("Imported: {}", serde_json::to_string(&summary)?);
     println!();
     println!("Demo merchant credentials:");
