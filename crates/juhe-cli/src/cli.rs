@@ -91,7 +91,9 @@ pub enum MerchantCmd {
         #[arg(long)]
         merchant: i64,
     },
-    /// Revoke every access token of a merchant, effective at once.
+    /// Revoke a merchant's access, effective at once: every access token of the merchant,
+    /// and every agent's link to it (agents need `juhe agent link` again). Client
+    /// credentials stay valid.
     RevokeTokens {
         #[arg(long)]
         merchant: i64,
@@ -107,6 +109,13 @@ pub enum AgentCmd {
     },
     /// Let an agent act for a merchant (with the TenantId header).
     Link {
+        #[arg(long)]
+        agent: i64,
+        #[arg(long)]
+        merchant: i64,
+    },
+    /// Stop an agent acting for a merchant, effective with its next request.
+    Unlink {
         #[arg(long)]
         agent: i64,
         #[arg(long)]
@@ -221,8 +230,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 MerchantCmd::RevokeTokens { merchant: id } => {
                     let m = merchant(&store, id).await?;
-                    let n = admin.revoke_merchant_tokens(m).await?;
-                    print_json(&serde_json::json!({"merchantId": id, "revokedTokens": n}))?
+                    let r = admin.revoke_merchant_access(m).await?;
+                    print_json(
+                        &serde_json::json!({"merchantId": id, "revokedTokens": r.tokens, "unlinkedAgents": r.agent_links}),
+                    )?
                 }
             }
             store.close().await;
@@ -249,6 +260,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     admin.link_agent(agent, m).await?;
                     print_json(
                         &serde_json::json!({"agentId": agent, "merchantId": id, "linked": true}),
+                    )?
+                }
+                AgentCmd::Unlink {
+                    agent,
+                    merchant: id,
+                } => {
+                    if !admin.agent_exists(agent).await? {
+                        bail!("no agent {agent}");
+                    }
+                    let m = merchant(&store, id).await?;
+                    let was = admin.unlink_agent(agent, m).await?;
+                    print_json(
+                        &serde_json::json!({"agentId": agent, "merchantId": id, "linked": false, "wasLinked": was}),
                     )?
                 }
                 AgentCmd::RevokeTokens { agent } => {
@@ -330,36 +354,65 @@ const DEMO_MERCHANT: &str = "演示商户 Demo";
 
 async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
     let signal = shutdown_signal();
+    let offset = cfg.offset()?;
+    let db = juhe::store::redact(&cfg.database_url);
     let store = open_store(&cfg).await?;
+    // Bind before anything is written: a start that fails (the port is taken) must leave
+    // no merchant and no credentials behind.
+    let app = Application::with_store(cfg, store).await?;
+    let store = app.store().clone();
     let admin = store.admin();
     let existing = admin
         .list_merchants()
         .await?
         .into_iter()
         .find(|m| m.name == DEMO_MERCHANT);
-    let creds = match existing {
+    // Local midnight today, as wall-clock seconds: the data ends there, so the default
+    // report range (the last 30 days) shows numbers, and a rerun the same day imports
+    // exactly the same records.
+    let local_now = juhe::store::now() + i64::from(offset.local_minus_utc());
+    let reference = local_now - local_now.rem_euclid(86_400);
+    let data =
+        crate::demo_data::generate_until(seed, crate::demo_data::DemoScale::demo(), reference);
+    let (m, creds, reused) = match existing {
         Some(row) => {
-            admin
-                .add_merchant_client(merchant(&store, row.id).await?)
-                .await?
+            let m = merchant(&store, row.id).await?;
+            (m, None, Some(row.id))
         }
-        None => admin.create_merchant(DEMO_MERCHANT).await?,
+        None => {
+            let creds = admin.create_merchant(DEMO_MERCHANT).await?;
+            (
+                merchant(&store, creds.merchant_id).await?,
+                Some(creds),
+                None,
+            )
+        }
     };
-    let m = merchant(&store, creds.merchant_id).await?;
-    let value = crate::demo_data::generate(seed, crate::demo_data::DemoScale::demo());
-    let data: ImportFile =
-        serde_json::from_value(value).context("demo data does not match the import format")?;
-    let summary = import_with_progress(&store, m, &data, cfg.offset()?).await?;
+    let summary = import_with_progress(&store, m, &data, offset).await?;
+    let changed: u64 = summary.values().map(|k| k.changed).sum();
+    // Credentials last, once everything else has worked.
+    let creds = match creds {
+        Some(c) => c,
+        None => admin.add_merchant_client(m).await?,
+    };
     let (wechat_id, fans_key) = data
         .chats
         .first()
         .map(|c| (c.ad_wechat_id, c.ad_chatting_talter.clone()))
         .unwrap_or_default();
-    let app = Application::with_store(cfg, store).await?;
     let addr = app.local_addr();
     let base = format!("http://{addr}");
-    println!("Juhe demo is running on {base} (SQLite). Ctrl-C stops it.");
+    println!("Juhe demo is running on {base} ({db}). Ctrl-C stops it.");
     println!();
+    match reused {
+        Some(id) if changed == 0 => println!(
+            "Reusing {db}: demo merchant {id} exists and already has this data (importing again changed nothing). New credentials were issued below; earlier ones stay valid."
+        ),
+        Some(id) => println!(
+            "Reusing {db}: demo merchant {id} exists; importing again updated {changed} records (chats already stored are kept, not duplicated). New credentials were issued below; earlier ones stay valid. Delete the database file for a fresh demo."
+        ),
+        None => println!("Created demo merchant {} in {db}.", creds.merchant_id),
+    }
     println!("Imported: {}", serde_json::to_string(&summary)?);
     println!();
     println!("Demo merchant credentials:");

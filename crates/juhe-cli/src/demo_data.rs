@@ -1,15 +1,20 @@
 //! Deterministic demo data for a Chinese WeChat customer-service desk.
 //!
-//! The output is one JSON object in the import format (the shape of
-//! `shared/fixtures/org-example.json`) plus a `meeting_calls` array, so a fresh
-//! installation can be filled with believable conversations without touching
-//! real customer data. Every timestamp is derived from a fixed reference
-//! instant rather than the wall clock, which keeps a seed's output identical
-//! from one run (and one day) to the next.
+//! The output is typed import records ([`ImportFile`]: the organisation, accounts, fans,
+//! ads, chats and call recordings), so a fresh installation can be filled with believable
+//! conversations without touching real customer data, through the same import operation
+//! real data takes. Every timestamp is derived from a reference instant passed in rather
+//! than read from the wall clock: [`generate`] uses a fixed one, so a seed's output is
+//! identical from one run (and one day) to the next; `juhe demo` passes "a few minutes
+//! ago", so the default report range (the last 30 days) shows numbers.
 
 use std::collections::{HashSet, VecDeque};
 
 use chrono::{DateTime, NaiveDate};
+use juhe::store::import::{
+    ImpAd, ImpChat, ImpDepartment, ImpFan, ImpGroup, ImpMeetingCall, ImpStaff, ImpWechat,
+    ImportFile,
+};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -102,11 +107,18 @@ impl DemoScale {
     }
 }
 
-/// Deterministic for a given seed. Returns a serde_json::Value object in the import format.
-pub fn generate(seed: u64, scale: DemoScale) -> Value {
+/// Deterministic for a given seed: the data set ending at a fixed instant (2024-11-20 18:00).
+pub fn generate(seed: u64, scale: DemoScale) -> ImportFile {
+    generate_until(seed, scale, reference_time())
+}
+
+/// The data set ending at `reference`, Unix seconds read as local wall-clock time: times
+/// are written as `yyyy-MM-dd HH:mm:ss` of that clock, and the importer reads them in its
+/// configured offset. To end at "now", pass now plus the offset.
+pub fn generate_until(seed: u64, scale: DemoScale, reference: i64) -> ImportFile {
     let mut gen = Generator {
         rng: StdRng::seed_from_u64(seed),
-        reference: reference_time(),
+        reference,
         wxids: HashSet::new(),
         sermsgids: HashSet::new(),
     };
@@ -134,16 +146,16 @@ pub fn generate(seed: u64, scale: DemoScale) -> Value {
 
     let calls = gen.meeting_calls(&scale, &fans, &wechats, &staff);
 
-    json!({
-        "departments": departments,
-        "groups": groups,
-        "staff": staff.iter().map(Staff::to_json).collect::<Vec<_>>(),
-        "wechats": wechats.iter().map(|w| w.to_json(&staff)).collect::<Vec<_>>(),
-        "fans": fans.iter().map(|f| f.to_json(&wechats, &staff)).collect::<Vec<_>>(),
-        "ads": ads,
-        "chats": chats.iter().map(Chat::to_json).collect::<Vec<_>>(),
-        "meeting_calls": calls,
-    })
+    ImportFile {
+        departments,
+        groups,
+        staff: staff.iter().map(Staff::to_record).collect(),
+        wechats: wechats.iter().map(|w| w.to_record(&staff)).collect(),
+        fans: fans.iter().map(|f| f.to_record(&wechats, &staff)).collect(),
+        ads,
+        chats: chats.iter().map(Chat::to_record).collect(),
+        meeting_calls: calls,
+    }
 }
 
 /// 2024-11-20 18:00:00, the instant every generated timestamp is relative to.
@@ -180,14 +192,14 @@ struct Staff {
 }
 
 impl Staff {
-    fn to_json(&self) -> Value {
-        json!({
-            "ad_staff_code": self.code,
-            "ad_staff_name": self.name,
-            "departid": self.departid,
-            "departgroupid": self.groupid,
-            "ad_staff_state": u8::from(self.disabled),
-        })
+    fn to_record(&self) -> ImpStaff {
+        ImpStaff {
+            ad_staff_code: self.code.clone(),
+            ad_staff_name: self.name.clone(),
+            departid: self.departid as i64,
+            departgroupid: self.groupid as i64,
+            ad_staff_state: i64::from(self.disabled),
+        }
     }
 }
 
@@ -202,16 +214,16 @@ struct Wechat {
 }
 
 impl Wechat {
-    fn to_json(&self, staff: &[Staff]) -> Value {
-        json!({
-            "ad_wechat_id": self.id,
-            "ad_wechat_nober": self.nober,
-            "ad_wechat_nick": self.nick,
-            "ad_original_nober": self.original,
-            "ad_wechat_lei": self.lei,
-            "ad_staff_code": staff_code(staff, self.staff),
-            "ad_wechat_addtime": format_time(self.added),
-        })
+    fn to_record(&self, staff: &[Staff]) -> ImpWechat {
+        ImpWechat {
+            ad_wechat_id: self.id,
+            ad_wechat_nober: self.nober.clone(),
+            ad_wechat_nick: self.nick.clone(),
+            ad_original_nober: self.original.clone(),
+            ad_wechat_lei: i64::from(self.lei),
+            ad_staff_code: staff_code(staff, self.staff),
+            ad_wechat_addtime: format_time(self.added),
+        }
     }
 }
 
@@ -230,20 +242,20 @@ struct Fan {
 }
 
 impl Fan {
-    fn to_json(&self, wechats: &[Wechat], staff: &[Staff]) -> Value {
-        json!({
-            "ad_friend_wenober": self.key,
-            "ad_friend_uwenober": self.handle,
-            "ad_friend_name": self.name,
-            "ad_friend_photo": self.photo,
-            "ad_wechat_id": wechats[self.wechat].id,
-            "ad_staff_code": staff_code(staff, self.staff),
-            "ad_relation_scene": self.scene,
-            "ad_relation_state": self.state,
-            "ad_relation_isflock": self.isflock,
-            "ad_friend_addtime": format_time(self.added),
-            "ad_bind_time": format_time(self.bound),
-        })
+    fn to_record(&self, wechats: &[Wechat], staff: &[Staff]) -> ImpFan {
+        ImpFan {
+            ad_friend_wenober: self.key.clone(),
+            ad_friend_uwenober: self.handle.clone(),
+            ad_friend_name: self.name.clone(),
+            ad_friend_photo: self.photo.clone(),
+            ad_wechat_id: wechats[self.wechat].id,
+            ad_staff_code: staff_code(staff, self.staff),
+            ad_relation_scene: i64::from(self.scene),
+            ad_relation_state: i64::from(self.state),
+            ad_relation_isflock: i64::from(self.isflock),
+            ad_friend_addtime: format_time(self.added),
+            ad_bind_time: Some(format_time(self.bound)),
+        }
     }
 }
 
@@ -260,18 +272,20 @@ struct Chat {
 }
 
 impl Chat {
-    fn to_json(&self) -> Value {
-        json!({
-            "ad_wechat_id": self.wechat_id,
-            "ad_chatting_talter": self.fan_key,
-            "ad_chatting_issend": u8::from(self.issend),
-            "ad_chatting_sate": self.sate,
-            "ad_chatting_content": self.content,
-            "ad_chatting_resvred": self.resvred,
-            "ad_sermsgid": self.sermsgid.to_string(),
-            "ad_chatting_time": format_time(self.time),
-            "ad_staff_code": self.staff_code,
-        })
+    fn to_record(&self) -> ImpChat {
+        ImpChat {
+            ad_wechat_id: self.wechat_id,
+            ad_chatting_talter: self.fan_key.clone(),
+            ad_chatting_issend: i64::from(self.issend),
+            ad_chatting_sate: i64::from(self.sate),
+            ad_chatting_content: self.content.clone(),
+            ad_chatting_resvred: self.resvred.clone(),
+            ad_sermsgid: self.sermsgid.to_string(),
+            ad_chatting_time: format_time(self.time),
+            ad_staff_code: self.staff_code.clone(),
+            ad_voice_txt: None,
+            ad_expand: None,
+        }
     }
 }
 
@@ -337,7 +351,10 @@ struct Generator {
 }
 
 impl Generator {
-    fn organisation(&mut self, scale: &DemoScale) -> (Vec<Value>, Vec<Value>, Vec<Staff>) {
+    fn organisation(
+        &mut self,
+        scale: &DemoScale,
+    ) -> (Vec<ImpDepartment>, Vec<ImpGroup>, Vec<Staff>) {
         let mut departments = Vec::new();
         let mut groups = Vec::new();
         let mut staff = Vec::new();
@@ -358,7 +375,10 @@ impl Generator {
                 round => format!("{base_name}{}", round + 1),
             };
             let after_sales = departname.contains("售后");
-            departments.push(json!({ "departid": departid, "departname": departname }));
+            departments.push(ImpDepartment {
+                departid: departid as i64,
+                departname: departname.clone(),
+            });
 
             for g in 0..scale.groups_per_department {
                 let groupid = departid * group_multiplier + g as u64 + 1;
@@ -367,11 +387,11 @@ impl Generator {
                 } else {
                     letter_group(g)
                 };
-                groups.push(json!({
-                    "departgroupid": groupid,
-                    "departid": departid,
-                    "departgroupname": groupname,
-                }));
+                groups.push(ImpGroup {
+                    departgroupid: groupid as i64,
+                    departid: departid as i64,
+                    departgroupname: groupname,
+                });
 
                 for s in 0..scale.staff_per_group {
                     let name = self.unique_person_name(&mut used_names);
@@ -522,7 +542,7 @@ impl Generator {
         }
     }
 
-    fn ads(&mut self, scale: &DemoScale) -> Vec<Value> {
+    fn ads(&mut self, scale: &DemoScale) -> Vec<ImpAd> {
         (0..scale.ads)
             .map(|i| {
                 let name = match i / AD_NAMES.len() {
@@ -534,14 +554,14 @@ impl Generator {
                 let cents: u32 = self.rng.gen_range(5_000..=2_000_000);
                 let days_ago = self.rng.gen_range(3..=200);
                 let created = self.at_office_hours(self.reference - days_ago * DAY);
-                json!({
-                    "code": format!("AD2024{:03}", i + 1),
-                    "name": name,
-                    "costs": f64::from(cents) / 100.0,
-                    "state": u8::from(self.rng.gen_bool(0.6)),
-                    "buildType": u8::from(self.rng.gen_bool(0.4)),
-                    "createTime": format_time(created),
-                })
+                ImpAd {
+                    code: format!("AD2024{:03}", i + 1),
+                    name,
+                    costs: f64::from(cents) / 100.0,
+                    state: i64::from(self.rng.gen_bool(0.6)),
+                    build_type: i64::from(self.rng.gen_bool(0.4)),
+                    create_time: format_time(created),
+                }
             })
             .collect()
     }
@@ -985,11 +1005,11 @@ impl Generator {
         fans: &[Fan],
         wechats: &[Wechat],
         staff: &[Staff],
-    ) -> Vec<Value> {
+    ) -> Vec<ImpMeetingCall> {
         if fans.is_empty() {
             return Vec::new();
         }
-        let mut calls: Vec<(i64, Value)> = (0..scale.meeting_calls)
+        let mut calls: Vec<(i64, ImpMeetingCall)> = (0..scale.meeting_calls)
             .map(|i| {
                 let fan = &fans[self.rng.gen_range(0..fans.len())];
                 let (window_start, window_end) = self.chat_window(fan);
@@ -1005,19 +1025,19 @@ impl Generator {
                 } else {
                     ("voip_voice", self.rng.gen_range(10..=900))
                 };
-                let call = json!({
-                    "msg_type": msg_type,
-                    "ad_wechat_id": wechats[fan.wechat].id,
-                    "ad_staff_code": staff_code(staff, fan.staff),
-                    "fans_key": fan.key,
-                    "start_time": format_time(start),
-                    "duration": duration,
-                    "voice_url": format!(
+                let call = ImpMeetingCall {
+                    msg_type: msg_type.to_owned(),
+                    ad_wechat_id: wechats[fan.wechat].id,
+                    ad_staff_code: staff_code(staff, fan.staff).unwrap_or_default(),
+                    fans_key: fan.key.clone(),
+                    start_time: format_time(start),
+                    duration,
+                    voice_url: format!(
                         "https://media.example.com/voice/call{:04}{}.silk",
                         i + 1,
                         self.hex(8)
                     ),
-                });
+                };
                 (start, call)
             })
             .collect();
@@ -1521,6 +1541,11 @@ mod tests {
 
     const SEED: u64 = 20_241_120;
 
+    /// The records as the JSON import format, as an integrator would write them.
+    fn generate(seed: u64, scale: DemoScale) -> Value {
+        serde_json::to_value(super::generate(seed, scale)).unwrap()
+    }
+
     fn demo() -> Value {
         generate(SEED, DemoScale::demo())
     }
@@ -1641,6 +1666,9 @@ mod tests {
                     "ad_sermsgid",
                     "ad_chatting_time",
                     "ad_staff_code",
+                    // Optional fields of the format the demo leaves empty (null).
+                    "ad_voice_txt",
+                    "ad_expand",
                 ],
             ),
             (

@@ -182,3 +182,123 @@ mod reqwest {
         false
     }
 }
+
+#[test]
+fn agent_unlink_stops_an_agent_and_merchant_revoke_tokens_also_unlinks_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/j.db", dir.path().display());
+    stdout_json(&juhe(&db, &["merchant", "create", "--name", "m"]));
+    stdout_json(&juhe(&db, &["agent", "create", "--name", "a"]));
+    let link = ["agent", "link", "--agent", "1", "--merchant", "1"];
+    stdout_json(&juhe(&db, &link));
+    let u = stdout_json(&juhe(
+        &db,
+        &["agent", "unlink", "--agent", "1", "--merchant", "1"],
+    ));
+    assert_eq!(
+        (u["linked"].as_bool(), u["wasLinked"].as_bool()),
+        (Some(false), Some(true))
+    );
+    let u = stdout_json(&juhe(
+        &db,
+        &["agent", "unlink", "--agent", "1", "--merchant", "1"],
+    ));
+    assert_eq!(u["wasLinked"], false);
+    stdout_json(&juhe(&db, &link));
+    let r = stdout_json(&juhe(
+        &db,
+        &["merchant", "revoke-tokens", "--merchant", "1"],
+    ));
+    assert_eq!(r["unlinkedAgents"], 1, "{r}");
+    let bad = juhe(&db, &["agent", "unlink", "--agent", "7", "--merchant", "1"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no agent 7"));
+}
+
+#[test]
+fn an_unreachable_postgresql_is_reported_at_once_with_its_cause() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused.
+    let start = Instant::now();
+    let o = juhe("postgres://postgres@127.0.0.1:1/juhe", &["migrate"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("connection refused to 127.0.0.1:1"), "{err}");
+    assert_eq!(err.matches("refused").count(), 1, "said once: {err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// Starts `juhe demo` and waits for its banner; returns the child and what it printed.
+fn start_demo(db: &str, listen: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_juhe"))
+        .args(["demo", "--listen", listen])
+        .env("JUHE_DATABASE_URL", db)
+        .env_remove("JUHE_LISTEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line.starts_with("API reference") {
+            break;
+        }
+    }
+    (child, out)
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_demo_says_what_it_does_on_an_existing_database_and_a_failed_start_leaves_no_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/demo.db", dir.path().display());
+    // The port is taken: the demo fails before creating anything.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_juhe"))
+        .args(["demo", "--listen", &addr])
+        .env("JUHE_DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&addr));
+    let list = stdout_json(&juhe(&db, &["merchant", "list"]));
+    assert_eq!(
+        list,
+        serde_json::json!([]),
+        "no merchant after a failed start"
+    );
+    // A host name works for --listen.
+    let (child, first) = start_demo(&db, "localhost:0");
+    stop(child);
+    assert!(first.contains("Created demo merchant 1"), "{first}");
+    let (child, second) = start_demo(&db, "localhost:0");
+    stop(child);
+    assert!(
+        second.contains("Reusing")
+            && second.contains("demo merchant 1 exists")
+            && second.contains("changed nothing"),
+        "{second}"
+    );
+    assert_eq!(
+        stdout_json(&juhe(&db, &["merchant", "list"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -35,7 +35,8 @@ async fn sync_all(
 on_both! {
     async fn every_message_type_round_trips_exactly(app) {
         let t = app.merchant("m").await;
-        let data = juhe_cli::demo_data::generate(3, juhe_cli::demo_data::DemoScale::tiny());
+        let file = juhe_cli::demo_data::generate(3, juhe_cli::demo_data::DemoScale::tiny());
+        let data = serde_json::to_value(&file).unwrap();
         app.import(&t, &data).await;
         let chats = data["chats"].as_array().unwrap();
         let types: BTreeSet<i64> = chats.iter().map(|c| c["ad_chatting_sate"].as_i64().unwrap()).collect();
@@ -56,4 +57,26 @@ on_both! {
         }
     }
 
+    async fn demo_data_made_today_fills_the_default_report_range_with_reply_times_of_minutes(app) {
+        let t = app.merchant("m").await;
+        let offset = 8 * 3600;
+        let local_now = juhe::store::now() + offset;
+        let file = juhe_cli::demo_data::generate_until(42, juhe_cli::demo_data::DemoScale::demo(), local_now - local_now.rem_euclid(86_400));
+        app.import(&t, &serde_json::to_value(&file).unwrap()).await;
+        // No dates: the default range, the last 30 days.
+        let v = app.values("/v2/Report/GetDataByStaffCustomer", &t.token, json!({"show": 1})).await;
+        let rows = v.as_array().unwrap();
+        let sent: i64 = rows.iter().map(|r| r["sendCount"].as_i64().unwrap()).sum();
+        let received: i64 = rows.iter().map(|r| r["receiveCount"].as_i64().unwrap()).sum();
+        assert!(sent > 100 && received > 100, "{v}");
+        for r in rows {
+            // The dialogues answer within seconds to half an hour; a reply time of hours or
+            // days would mean sessions days apart are being paired.
+            for key in ["avgReplySeconds", "avgFirstResponseSeconds"] {
+                let s = r[key].as_f64().unwrap_or_else(|| panic!("{key} in {r}"));
+                assert!((10.0..1800.0).contains(&s), "{key} = {s} in {r}");
+            }
+            assert!(r["activationCount"].as_i64().unwrap() > 0, "{r}");
+        }
+    }
 }

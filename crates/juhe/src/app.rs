@@ -63,8 +63,15 @@ impl Application {
         let grace = Duration::from_secs(self.state.cfg.shutdown.grace_seconds);
         let store = self.state.store.clone();
         let token = self.shutdown.clone();
+        tokio::spawn(sweep_expired_tokens(
+            store.clone(),
+            Duration::from_secs(self.state.cfg.auth.expired_token_sweep_seconds),
+            token.clone(),
+        ));
         let app = router(self.state);
         tracing::info!(%addr, "listening");
+        // Connect info gives the per-address authentication limits their key.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(self.listener, app).with_graceful_shutdown({
             let token = token.clone();
             async move { token.cancelled().await }
@@ -97,6 +104,28 @@ impl Application {
         store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Deletes expired tokens every `every` until shutdown. A sweeper rather than a delete on
+/// each token issue: token issues are what an attacker can drive, a timer is not.
+async fn sweep_expired_tokens(store: Store, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store
+            .admin()
+            .delete_expired_tokens(crate::store::now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired tokens deleted"),
+            Err(e) => tracing::warn!(error = %e, "deleting expired tokens failed; retrying later"),
+        }
     }
 }
 

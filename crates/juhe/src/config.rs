@@ -2,7 +2,7 @@
 //! environment variables, then command-line overrides. Validated once at start so a
 //! typo fails loudly instead of surfacing as odd behaviour under load.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -56,6 +56,13 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub token_ttl_seconds: i64,
+    pub token_per_client_per_minute: u32,
+    pub token_per_client_burst: u32,
+    pub token_per_ip_per_minute: u32,
+    pub token_per_ip_burst: u32,
+    pub failed_auth_per_ip_per_minute: u32,
+    pub failed_auth_per_ip_burst: u32,
+    pub expired_token_sweep_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +85,7 @@ pub struct ApiConfig {
 #[serde(deny_unknown_fields)]
 pub struct ReportConfig {
     pub activation_idle_hours: i64,
+    pub reply_window_hours: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +163,30 @@ impl Config {
         if self.auth.token_ttl_seconds < 60 {
             bail!("auth.token_ttl_seconds must be at least 60");
         }
+        for (rate, burst, name) in [
+            (
+                self.auth.token_per_client_per_minute,
+                self.auth.token_per_client_burst,
+                "auth.token_per_client_burst",
+            ),
+            (
+                self.auth.token_per_ip_per_minute,
+                self.auth.token_per_ip_burst,
+                "auth.token_per_ip_burst",
+            ),
+            (
+                self.auth.failed_auth_per_ip_per_minute,
+                self.auth.failed_auth_per_ip_burst,
+                "auth.failed_auth_per_ip_burst",
+            ),
+        ] {
+            if rate > 0 && burst == 0 {
+                bail!("{name} must be at least 1 when its limit is on");
+            }
+        }
+        if self.auth.expired_token_sweep_seconds == 0 {
+            bail!("auth.expired_token_sweep_seconds must be at least 1");
+        }
         if self.api.max_page_size < 1
             || self.api.default_page_size < 1
             || self.api.default_page_size > self.api.max_page_size
@@ -167,38 +199,80 @@ impl Config {
         if self.rate_limit.per_second > 0 && self.rate_limit.burst == 0 {
             bail!("rate_limit.burst must be at least 1 when rate limiting is on");
         }
-        if self.report.activation_idle_hours < 1 {
-            bail!("report.activation_idle_hours must be at least 1");
+        if !(1..=24 * 366).contains(&self.report.activation_idle_hours) {
+            bail!("report.activation_idle_hours must be between 1 and 8784");
+        }
+        if !(1..=24 * 366).contains(&self.report.reply_window_hours) {
+            bail!("report.reply_window_hours must be between 1 and 8784");
         }
         Ok(())
     }
 
+    /// The address to bind. Host names (`localhost:5001`) are resolved here, once, so a
+    /// name that does not resolve fails the start instead of the first request.
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.listen.parse().with_context(|| {
+        if let Ok(a) = self.listen.parse() {
+            return Ok(a);
+        }
+        let expected = || {
             format!(
-                "listen must be an address like 127.0.0.1:5001 (got {:?})",
+                "listen must be HOST:PORT such as 127.0.0.1:5001, [::1]:5001 or localhost:5001 (got {:?})",
                 self.listen
             )
-        })
+        };
+        let (host, port) = self.listen.rsplit_once(':').with_context(expected)?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            bail!(expected());
+        }
+        let mut addrs: Vec<SocketAddr> = self
+            .listen
+            .to_socket_addrs()
+            .with_context(|| format!("{}: cannot resolve {host:?}", expected()))?
+            .collect();
+        // `localhost` often resolves to ::1 first; IPv4 is what most clients try first.
+        addrs.sort_by_key(|a| !a.is_ipv4());
+        addrs
+            .into_iter()
+            .next()
+            .with_context(|| format!("{}: {host:?} resolves to no address", expected()))
     }
 
     pub fn offset(&self) -> anyhow::Result<FixedOffset> {
         parse_offset(&self.utc_offset).with_context(|| {
             format!(
-                "utc_offset must look like +08:00 (got {:?})",
+                "utc_offset must be an offset from UTC such as +08:00, +8, +0800, -05:30 or UTC (got {:?})",
                 self.utc_offset
             )
         })
     }
 }
 
+/// Accepts the spellings people actually write: `+08:00`, `+8`, `+08`, `+0800`, `-5:30`,
+/// `UTC`/`Z`. A bare number without a sign is refused: `8` and `-8` are too easy to confuse.
 fn parse_offset(s: &str) -> Option<FixedOffset> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("utc") || s.eq_ignore_ascii_case("z") || s == "+00:00" {
+        return FixedOffset::east_opt(0);
+    }
+    let s = s
+        .strip_prefix("UTC")
+        .or_else(|| s.strip_prefix("utc"))
+        .unwrap_or(s);
     let (sign, rest) = match s.as_bytes().first()? {
         b'+' => (1, &s[1..]),
         b'-' => (-1, &s[1..]),
         _ => return None,
     };
-    let (h, m) = rest.split_once(':')?;
+    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
+    let (h, m) = match rest.split_once(':') {
+        Some((h, m)) if !h.is_empty() && h.len() <= 2 && m.len() == 2 => (h, m),
+        Some(_) => return None,
+        None if rest.len() <= 2 => (rest, "0"),
+        None if rest.len() == 4 => rest.split_at(2),
+        None => return None,
+    };
     let h: i32 = h.parse().ok()?;
     let m: i32 = m.parse().ok()?;
     if !(0..=14).contains(&h) || !(0..60).contains(&m) {
@@ -238,5 +312,57 @@ mod tests {
         );
         assert!(parse_offset("08:00").is_none());
         assert!(parse_offset("+25:00").is_none());
+    }
+
+    #[test]
+    fn offsets_accept_the_usual_short_spellings() {
+        for (s, secs) in [
+            ("+8", 8 * 3600),
+            ("+08", 8 * 3600),
+            ("+0800", 8 * 3600),
+            ("+08:00", 8 * 3600),
+            ("-5:30", -(5 * 3600 + 1800)),
+            ("-0530", -(5 * 3600 + 1800)),
+            ("UTC", 0),
+            ("Z", 0),
+            ("UTC+8", 8 * 3600),
+        ] {
+            assert_eq!(
+                parse_offset(s).map(|o| o.local_minus_utc()),
+                Some(secs),
+                "{s}"
+            );
+        }
+        for s in ["8", "+", "+123", "+08:0", "+8h", "+08:60", "", "+１"] {
+            assert!(parse_offset(s).is_none(), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_bad_offset_names_the_expected_format() {
+        let mut cfg = Config::defaults_with(&Overrides::default()).unwrap();
+        cfg.utc_offset = "8".into();
+        let err = format!("{:#}", cfg.validate().unwrap_err());
+        assert!(err.contains("+08:00") && err.contains("\"8\""), "{err}");
+    }
+
+    #[test]
+    fn listen_accepts_host_names() {
+        let mut cfg = Config::defaults_with(&Overrides::default()).unwrap();
+        cfg.listen = "localhost:5001".into();
+        let a = cfg.listen_addr().unwrap();
+        assert!(a.ip().is_loopback() && a.port() == 5001, "{a}");
+        cfg.listen = "[::1]:7".into();
+        assert_eq!(cfg.listen_addr().unwrap().port(), 7);
+        for bad in [
+            "localhost",
+            "localhost:99999",
+            ":5001",
+            "no-such-host.invalid:5001",
+        ] {
+            cfg.listen = bad.into();
+            let err = format!("{:#}", cfg.listen_addr().unwrap_err());
+            assert!(err.contains("HOST:PORT"), "{bad}: {err}");
+        }
     }
 }

@@ -1,125 +1,175 @@
-//! Service metrics computed from stored chats (no rollup tables yet: the reports are
-//! bounded by a time range and scan only that range's messages of one merchant).
+//! Service metrics computed from stored chats, in one pass over a stream of messages in
+//! conversation order and in memory bounded by the number of output rows (plus one
+//! conversation's small state), whatever the range or the merchant's history.
 //!
 //! Definitions (also in docs/api.md):
 //! - A *conversation* is one fan of one operating account.
+//! - A *session* is a run of a conversation's messages with no silence of
+//!   `reply_window_hours` or more between two consecutive messages (either way).
 //! - *Received* messages (issend 0) count for the conversation's owner: the fan's staff,
 //!   else the operating account's staff. *Sent* messages (issend 1) count for the staff
 //!   who sent them (`ad_staff_code`), else the owner.
 //! - *Fans served*: distinct conversations in which the staff member sent a message.
-//! - *First response time*: per conversation, from the first received message in the
-//!   range to the first sent message after it; counted for the responder.
-//! - *Reply time*: for every run of received messages followed by a sent message, from
-//!   the first message of the run to that reply; counted for the responder.
+//! - *Reply time*: from the first fan message of the range that is still unanswered to the
+//!   next staff message of the same session; counted for the responder. A staff message
+//!   after the session has ended (silence of `reply_window_hours`) answers nothing: the
+//!   fan message stays unanswered and gives no sample, so a reply time is never days of
+//!   silence between two sessions.
+//! - *First response time*: the first reply time of each conversation in the range.
 //! - *Activation*: a staff member sends into a conversation that had no message (either
 //!   way) in the preceding `activation_idle_hours`. Counted once per fan per staff per day.
 
-use std::collections::{HashMap, HashSet};
+/// One chat message, reduced to what the metrics need, with its conversation's owner.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ChatFact {
+    pub wechat_id: i64,
+    pub talker: String,
+    pub issend: i64,
+    pub staff_code: Option<String>,
+    pub chat_time: i64,
+    /// The fan's staff, else the operating account's staff.
+    pub owner: Option<String>,
+}
 
-use crate::store::report::ChatFact;
-
-/// Per-staff sums, from which averages are taken at any grouping level.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StaffStats {
-    pub fans_served: HashSet<(i64, String)>,
+/// Sums for one output row (a staff member, a group or a department), from which
+/// averages are taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub fans_served: i64,
     pub received: i64,
     pub sent: i64,
     pub first_response_sum: i64,
     pub first_response_n: i64,
     pub reply_sum: i64,
     pub reply_n: i64,
-    /// (day start, wechat id, fan) triples: distinct activations.
-    pub activations: HashSet<(i64, i64, String)>,
+    /// Distinct (day, conversation) activations.
+    pub activations: i64,
 }
 
-impl StaffStats {
-    pub fn merge(&mut self, o: &StaffStats) {
-        self.fans_served.extend(o.fans_served.iter().cloned());
-        self.received += o.received;
-        self.sent += o.sent;
-        self.first_response_sum = self.first_response_sum.saturating_add(o.first_response_sum);
-        self.first_response_n += o.first_response_n;
-        self.reply_sum = self.reply_sum.saturating_add(o.reply_sum);
-        self.reply_n += o.reply_n;
-        self.activations.extend(o.activations.iter().cloned());
-    }
-}
-
-pub struct Inputs<'a> {
-    /// Facts from `start - idle` to `end`, grouped by conversation, in time order.
-    pub facts: &'a [ChatFact],
+/// The fixed parameters of one report.
+pub struct Window<'a> {
     pub start: i64,
     pub end: i64,
     pub idle_secs: i64,
+    pub reply_window_secs: i64,
     /// Start of the day containing a timestamp (in the configured offset).
-    pub day_of: &'a dyn Fn(i64) -> i64,
-    /// The owner of a conversation, if known.
-    pub owner: &'a dyn Fn(i64, &str) -> Option<String>,
-    /// Whether the conversation passes the request's filters (account type, fan type).
-    pub include: &'a dyn Fn(i64, &str) -> bool,
+    pub day_of: &'a (dyn Fn(i64) -> i64 + Sync),
+    /// The output row a staff code counts for, if any.
+    pub bucket: &'a (dyn Fn(&str) -> Option<usize> + Sync),
 }
 
-/// Computes per-staff statistics for `[start, end)`.
-pub fn compute(inp: &Inputs) -> HashMap<String, StaffStats> {
-    let mut out: HashMap<String, StaffStats> = HashMap::new();
-    let facts = inp.facts;
-    let mut i = 0;
-    while i < facts.len() {
-        let (w, t) = (facts[i].wechat_id, facts[i].talker.as_str());
-        let mut j = i;
-        while j < facts.len() && facts[j].wechat_id == w && facts[j].talker == t {
-            j += 1;
+/// Consumes messages grouped by conversation, in time order within each, and sums them
+/// into `buckets` rows.
+pub struct Aggregator<'a> {
+    w: Window<'a>,
+    out: Vec<Sums>,
+    conv: Option<Conversation>,
+}
+
+/// The state of the conversation being read.
+struct Conversation {
+    wechat_id: i64,
+    talker: String,
+    owner: Option<String>,
+    prev_time: Option<i64>,
+    waiting_since: Option<i64>,
+    first_done: bool,
+    /// Buckets that sent in this conversation (few: the staff of one conversation).
+    served: Vec<usize>,
+    /// (bucket, day) activations in this conversation.
+    activated: Vec<(usize, i64)>,
+}
+
+impl<'a> Aggregator<'a> {
+    pub fn new(w: Window<'a>, buckets: usize) -> Aggregator<'a> {
+        Aggregator {
+            w,
+            out: vec![Sums::default(); buckets],
+            conv: None,
         }
-        if (inp.include)(w, t) {
-            conversation(inp, &facts[i..j], &mut out);
-        }
-        i = j;
     }
-    out
-}
 
-fn conversation(inp: &Inputs, msgs: &[ChatFact], out: &mut HashMap<String, StaffStats>) {
-    let owner = (inp.owner)(msgs[0].wechat_id, &msgs[0].talker);
-    let key = (msgs[0].wechat_id, msgs[0].talker.clone());
-    let mut prev_time: Option<i64> = None;
-    let mut waiting_since: Option<i64> = None;
-    let mut first_done = false;
-    for m in msgs {
-        let in_range = m.chat_time >= inp.start && m.chat_time < inp.end;
+    pub fn push(&mut self, m: &ChatFact) {
+        let same = self
+            .conv
+            .as_ref()
+            .is_some_and(|c| c.wechat_id == m.wechat_id && c.talker == m.talker);
+        if !same {
+            self.close();
+            self.conv = Some(Conversation {
+                wechat_id: m.wechat_id,
+                talker: m.talker.clone(),
+                owner: m.owner.clone(),
+                prev_time: None,
+                waiting_since: None,
+                first_done: false,
+                served: Vec::new(),
+                activated: Vec::new(),
+            });
+        }
+        let w = &self.w;
+        let Some(c) = self.conv.as_mut() else {
+            return;
+        };
+        let in_range = m.chat_time >= w.start && m.chat_time < w.end;
+        let silence = c.prev_time.map(|p| m.chat_time.saturating_sub(p));
+        let new_session = silence.is_none_or(|s| s >= w.reply_window_secs);
+        if new_session {
+            // Whatever was waiting went unanswered within its session.
+            c.waiting_since = None;
+        }
         if m.issend == 1 {
-            let who = m.staff_code.clone().or_else(|| owner.clone());
-            if let (Some(who), true) = (who, in_range) {
-                let s = out.entry(who).or_default();
+            let who = m.staff_code.as_deref().or(c.owner.as_deref());
+            if let (Some(b), true) = (who.and_then(|s| (w.bucket)(s)), in_range) {
+                let s = &mut self.out[b];
                 s.sent += 1;
-                s.fans_served.insert(key.clone());
-                if let Some(since) = waiting_since {
-                    // Saturating: stored times come from imports too, not only the parser.
+                if !c.served.contains(&b) {
+                    c.served.push(b);
+                }
+                if let Some(since) = c.waiting_since {
                     let d = m.chat_time.saturating_sub(since);
                     s.reply_sum = s.reply_sum.saturating_add(d);
                     s.reply_n += 1;
-                    if !first_done {
+                    if !c.first_done {
                         s.first_response_sum = s.first_response_sum.saturating_add(d);
                         s.first_response_n += 1;
-                        first_done = true;
+                        c.first_done = true;
                     }
                 }
-                let idle = prev_time.is_none_or(|p| m.chat_time.saturating_sub(p) >= inp.idle_secs);
-                if idle {
-                    s.activations
-                        .insert(((inp.day_of)(m.chat_time), key.0, key.1.clone()));
+                if silence.is_none_or(|s| s >= w.idle_secs) {
+                    let day = (w.day_of)(m.chat_time);
+                    if !c.activated.contains(&(b, day)) {
+                        c.activated.push((b, day));
+                    }
                 }
             }
-            waiting_since = None;
+            c.waiting_since = None;
         } else if in_range {
             // Only fan messages inside the range start a reply clock.
-            if let Some(o) = &owner {
-                out.entry(o.clone()).or_default().received += 1;
+            if let Some(b) = c.owner.as_deref().and_then(|o| (w.bucket)(o)) {
+                self.out[b].received += 1;
             }
-            if waiting_since.is_none() {
-                waiting_since = Some(m.chat_time);
+            if c.waiting_since.is_none() {
+                c.waiting_since = Some(m.chat_time);
             }
         }
-        prev_time = Some(m.chat_time);
+        c.prev_time = Some(m.chat_time);
+    }
+
+    fn close(&mut self) {
+        if let Some(c) = self.conv.take() {
+            for b in c.served {
+                self.out[b].fans_served += 1;
+            }
+            for (b, _) in c.activated {
+                self.out[b].activations += 1;
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<Sums> {
+        self.close();
+        self.out
     }
 }
 
@@ -134,18 +184,38 @@ mod tests {
             issend,
             staff_code: staff.map(Into::into),
             chat_time: t,
+            owner: Some("S1".into()),
         }
     }
 
-    fn run(facts: &[ChatFact], start: i64) -> HashMap<String, StaffStats> {
-        compute(&Inputs {
-            facts,
-            start,
-            end: 1_000_000,
-            idle_secs: 3600,
-            day_of: &|t| t - t % 86400,
-            owner: &|_, _| Some("S1".into()),
-            include: &|_, _| true,
+    /// Buckets: 0 = S1, 1 = S2, 2 = a group of both.
+    fn run_with(
+        facts: &[ChatFact],
+        start: i64,
+        bucket: &(dyn Fn(&str) -> Option<usize> + Sync),
+    ) -> Vec<Sums> {
+        let mut a = Aggregator::new(
+            Window {
+                start,
+                end: 1_000_000,
+                idle_secs: 3600,
+                reply_window_secs: 1800,
+                day_of: &|t| t - t % 86400,
+                bucket,
+            },
+            2,
+        );
+        for x in facts {
+            a.push(x);
+        }
+        a.finish()
+    }
+
+    fn run(facts: &[ChatFact], start: i64) -> Vec<Sums> {
+        run_with(facts, start, &|s| match s {
+            "S1" => Some(0),
+            "S2" => Some(1),
+            _ => None,
         })
     }
 
@@ -159,14 +229,30 @@ mod tests {
             f("a", 1, Some("S2"), 210),
         ];
         let r = run(&facts, 0);
-        let s2 = &r["S2"];
+        let s2 = r[1];
         assert_eq!(
             (s2.sent, s2.first_response_sum, s2.first_response_n),
             (2, 60, 1)
         );
         assert_eq!((s2.reply_sum, s2.reply_n), (70, 2));
-        assert_eq!(r["S1"].received, 3);
-        assert_eq!(s2.fans_served.len(), 1);
+        assert_eq!(r[0].received, 3);
+        assert_eq!(s2.fans_served, 1);
+    }
+
+    #[test]
+    fn a_staff_message_after_the_session_ended_is_not_a_reply() {
+        // The fan's last message of a session, then the staff writes two days later: that
+        // is a new session (and an activation), not a reply time of two days.
+        let facts = vec![
+            f("a", 0, None, 1_000),
+            f("a", 1, Some("S1"), 1_100),
+            f("a", 0, None, 1_200),
+            f("a", 1, Some("S1"), 1_200 + 2 * 86400),
+        ];
+        let s = run(&facts, 0)[0];
+        assert_eq!((s.reply_n, s.reply_sum), (1, 100));
+        assert_eq!((s.first_response_n, s.first_response_sum), (1, 100));
+        assert_eq!(s.activations, 1, "the send after two days of silence");
     }
 
     #[test]
@@ -178,24 +264,36 @@ mod tests {
             f("a", 1, Some("S1"), 12_100),
             f("a", 1, Some("S1"), 20_000),
         ];
-        let r = run(&facts, 0);
         // 10_000 (no earlier message) and 20_000 (7_900 s of silence) activate; same day, same fan: one.
-        assert_eq!(r["S1"].activations.len(), 1);
+        assert_eq!(run(&facts, 0)[0].activations, 1);
         let facts = vec![
             f("a", 1, Some("S1"), 10_000),
             f("a", 1, Some("S1"), 100_000),
         ];
-        assert_eq!(run(&facts, 0)["S1"].activations.len(), 2);
+        assert_eq!(run(&facts, 0)[0].activations, 2);
     }
 
     #[test]
     fn messages_before_the_range_only_serve_as_history() {
         let facts = vec![f("a", 0, None, 100), f("a", 1, Some("S1"), 5_000)];
-        let r = run(&facts, 1_000);
-        let s = &r["S1"];
+        let s = run(&facts, 1_000)[0];
         // The earlier fan message neither counts as received nor starts a reply clock,
         // but it is history: 4_900 s of silence before the send is an activation.
         assert_eq!((s.received, s.sent, s.reply_n), (0, 1, 0));
-        assert_eq!(s.activations.len(), 1);
+        assert_eq!(s.activations, 1);
+    }
+
+    #[test]
+    fn a_group_counts_a_conversation_served_by_two_of_its_staff_once() {
+        let facts = vec![
+            f("a", 0, None, 100),
+            f("a", 1, Some("S1"), 110),
+            f("a", 1, Some("S2"), 120),
+            f("b", 1, Some("S2"), 130),
+        ];
+        let both = run_with(&facts, 0, &|_| Some(0));
+        assert_eq!((both[0].fans_served, both[0].sent), (2, 3));
+        let each = run(&facts, 0);
+        assert_eq!((each[0].fans_served, each[1].fans_served), (1, 2));
     }
 }

@@ -66,7 +66,20 @@ where
         }
         let state = AppState::from_ref(state);
         let token = bearer(parts)?;
-        let principal = state.store.admin().resolve_token(token).await?.ok_or_else(|| ApiError::new(Code::TokenInvalid, "Authorization: the token is invalid, expired or revoked; request a new one at /connect/token"))?;
+        let failures = state.auth_limits.failed_auth_per_ip.as_ref();
+        let ip = super::token::ClientIp::of(parts).0;
+        // An address over its failure limit is refused before its token is looked at, so
+        // a guesser cannot tell a right guess from a wrong one.
+        if let Some(wait) = failures.and_then(|b| b.blocked(&ip)) {
+            return Err(auth_rate_limited(wait));
+        }
+        let Some(principal) = state.store.admin().resolve_token(token).await? else {
+            if let Some(wait) = failures.and_then(|b| b.spend(&ip)) {
+                tracing::warn!(%ip, "too many failed tokens from this address");
+                return Err(auth_rate_limited(wait));
+            }
+            return Err(ApiError::new(Code::TokenInvalid, "Authorization: the token is invalid, expired or revoked; request a new one at /connect/token"));
+        };
         let tenant_header = parts
             .headers
             .get("tenantid")
@@ -115,6 +128,16 @@ where
         tracing::Span::current().record("merchant", merchant.get());
         parts.extensions.insert(Merchant(merchant));
         Ok(Merchant(merchant))
+    }
+}
+
+fn auth_rate_limited(wait: u64) -> ApiError {
+    ApiError {
+        code: Code::RateLimited,
+        desc: format!(
+            "Authorization: too many invalid tokens from this address; retry after {wait} s"
+        ),
+        retry_after: Some(wait),
     }
 }
 

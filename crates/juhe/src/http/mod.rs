@@ -27,7 +27,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::error::{ApiError, Code, PageInfo, Paged, RequestCtx, ResultCode, REQUEST_CTX};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::ratelimit::Limiter;
+use crate::ratelimit::{AuthLimits, Limiter};
 use crate::store::{Page, Store};
 
 /// Everything a handler may need, cheap to clone.
@@ -38,18 +38,21 @@ pub struct AppState {
     pub offset: FixedOffset,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<Limiter>,
+    pub auth_limits: Arc<AuthLimits>,
 }
 
 impl AppState {
     pub fn new(store: Store, cfg: Config) -> anyhow::Result<AppState> {
         let offset = cfg.offset()?;
         let limiter = Arc::new(Limiter::new(&cfg.rate_limit));
+        let auth_limits = Arc::new(AuthLimits::new(&cfg.auth));
         Ok(AppState {
             store,
             cfg: Arc::new(cfg),
             offset,
             metrics: Metrics::new(),
             limiter,
+            auth_limits,
         })
     }
 }

@@ -14,8 +14,9 @@ use super::extract::{page, Body, Merchant};
 use super::{paged, whole, AppState};
 use crate::error::{ApiError, ApiResult, Envelope};
 use crate::lenient::{OptBool, OptInt, OptStr, OptTime};
-use crate::report::{compute, Inputs, StaffStats};
+use crate::report::{Aggregator, Sums, Window};
 use crate::store::org::{StaffFilter, StaffRow};
+use crate::store::report::FactFilter;
 use crate::store::{now, MerchantId};
 
 pub fn router() -> Router<AppState> {
@@ -108,54 +109,37 @@ fn day_start(ts: i64, off: FixedOffset) -> i64 {
         .unwrap_or(ts)
 }
 
-/// Loads the facts and computes per-staff stats for `[start, end)`.
+/// Streams the range's chats through the aggregator: sums per output row, where `bucket`
+/// says which row a staff code counts for.
 async fn stats(
     st: &AppState,
     m: MerchantId,
     start: i64,
     end: i64,
-    wechat_lei: Option<i64>,
-    isflock: Option<i64>,
-) -> ApiResult<HashMap<String, StaffStats>> {
-    let t = st.store.tenant(m);
+    filter: FactFilter,
+    buckets: usize,
+    bucket: &(dyn Fn(&str) -> Option<usize> + Sync),
+) -> ApiResult<Vec<Sums>> {
     let idle = st.cfg.report.activation_idle_hours * 3600;
-    let facts = t.chat_facts(start.saturating_sub(idle), end).await?;
-    let fans = t.fan_facts().await?;
-    let wechats = t.wechats().await?;
-    let fan_map: HashMap<(i64, &str), (Option<&String>, i64)> = fans
-        .iter()
-        .map(|f| {
-            (
-                (f.wechat_id, f.wenober.as_str()),
-                (f.staff_code.as_ref(), f.relation_isflock),
-            )
-        })
-        .collect();
-    let wechat_map: HashMap<i64, (Option<&String>, i64)> = wechats
-        .iter()
-        .map(|w| (w.wechat_id, (w.staff_code.as_ref(), w.wechat_lei)))
-        .collect();
     let off = st.offset;
-    let owner = |w: i64, talker: &str| -> Option<String> {
-        fan_map
-            .get(&(w, talker))
-            .and_then(|f| f.0.cloned())
-            .or_else(|| wechat_map.get(&w).and_then(|x| x.0.cloned()))
-    };
-    let include = |w: i64, talker: &str| -> bool {
-        wechat_lei.is_none_or(|l| wechat_map.get(&w).is_some_and(|x| x.1 == l))
-            && isflock.is_none_or(|k| fan_map.get(&(w, talker)).is_some_and(|f| f.1 == k))
-    };
     let day_of = |ts: i64| day_start(ts, off);
-    Ok(compute(&Inputs {
-        facts: &facts,
-        start,
-        end,
-        idle_secs: idle,
-        day_of: &day_of,
-        owner: &owner,
-        include: &include,
-    }))
+    let mut agg = Aggregator::new(
+        Window {
+            start,
+            end,
+            idle_secs: idle,
+            reply_window_secs: st.cfg.report.reply_window_hours * 3600,
+            day_of: &day_of,
+            bucket,
+        },
+        buckets,
+    );
+    // Earlier messages are read as history only: they decide whether a send activates.
+    st.store
+        .tenant(m)
+        .for_each_chat_fact(start.saturating_sub(idle), end, filter, |f| agg.push(f))
+        .await?;
+    Ok(agg.finish())
 }
 
 fn avg(sum: i64, n: i64) -> Option<f64> {
@@ -217,16 +201,21 @@ pub async fn get_data_by_staff_customer(
             staff_name: None,
         })
         .await?;
-    let per_staff = stats(
-        &st,
-        m,
-        start,
-        end,
-        b.wechatLei.filter(),
-        b.relationIsFlock.filter(),
-    )
-    .await?;
-    let mut rows = group_rows(&staff, &per_staff, show);
+    let filter = FactFilter {
+        wechat_lei: b.wechatLei.filter(),
+        relation_isflock: b.relationIsFlock.filter(),
+    };
+    let (mut rows, of_staff) = group_rows(&staff, show);
+    let bucket = |code: &str| of_staff.get(code).copied();
+    let sums = stats(&st, m, start, end, filter, rows.len(), &bucket).await?;
+    for (row, s) in rows.iter_mut().zip(sums) {
+        row.fans_count = s.fans_served;
+        row.receive_count = s.received;
+        row.send_count = s.sent;
+        row.avg_first_response_seconds = avg(s.first_response_sum, s.first_response_n);
+        row.avg_reply_seconds = avg(s.reply_sum, s.reply_n);
+        row.activation_count = s.activations;
+    }
     sort_rows(&mut rows, &order_key, desc)?;
     let total = rows.len() as i64;
     let from = (pg.offset() as usize).min(rows.len());
@@ -235,14 +224,11 @@ pub async fn get_data_by_staff_customer(
     Ok(paged(rows[from..to].to_vec(), more, pg, Some(total)))
 }
 
-fn group_rows(
-    staff: &[StaffRow],
-    per_staff: &HashMap<String, StaffStats>,
-    show: i64,
-) -> Vec<StaffCustomerRow> {
-    let empty = StaffStats::default();
-    let mut groups: Vec<(StaffCustomerRow, StaffStats)> = Vec::new();
+/// The report's rows (empty figures), and the row each staff code counts for.
+fn group_rows(staff: &[StaffRow], show: i64) -> (Vec<StaffCustomerRow>, HashMap<String, usize>) {
+    let mut rows: Vec<StaffCustomerRow> = Vec::new();
     let mut index: HashMap<(i64, Option<i64>, Option<String>), usize> = HashMap::new();
+    let mut of_staff = HashMap::new();
     for s in staff {
         let key = match show {
             1 => (s.departid, None, None),
@@ -254,43 +240,27 @@ fn group_rows(
             ),
         };
         let i = *index.entry(key).or_insert_with(|| {
-            groups.push((
-                StaffCustomerRow {
-                    ad_staff_code: (show == 3).then(|| s.ad_staff_code.clone()),
-                    ad_staff_name: (show == 3).then(|| s.ad_staff_name.clone()),
-                    departid: s.departid,
-                    depart_name: s.departname.clone(),
-                    departgroupid: (show >= 2).then_some(s.departgroupid),
-                    depart_group_name: (show >= 2).then(|| s.departgroupname.clone()),
-                    staff_count: 0,
-                    fans_count: 0,
-                    receive_count: 0,
-                    send_count: 0,
-                    avg_first_response_seconds: None,
-                    avg_reply_seconds: None,
-                    activation_count: 0,
-                },
-                StaffStats::default(),
-            ));
-            groups.len() - 1
+            rows.push(StaffCustomerRow {
+                ad_staff_code: (show == 3).then(|| s.ad_staff_code.clone()),
+                ad_staff_name: (show == 3).then(|| s.ad_staff_name.clone()),
+                departid: s.departid,
+                depart_name: s.departname.clone(),
+                departgroupid: (show >= 2).then_some(s.departgroupid),
+                depart_group_name: (show >= 2).then(|| s.departgroupname.clone()),
+                staff_count: 0,
+                fans_count: 0,
+                receive_count: 0,
+                send_count: 0,
+                avg_first_response_seconds: None,
+                avg_reply_seconds: None,
+                activation_count: 0,
+            });
+            rows.len() - 1
         });
-        groups[i].0.staff_count += 1;
-        groups[i]
-            .1
-            .merge(per_staff.get(&s.ad_staff_code).unwrap_or(&empty));
+        rows[i].staff_count += 1;
+        of_staff.insert(s.ad_staff_code.clone(), i);
     }
-    groups
-        .into_iter()
-        .map(|(mut row, s)| {
-            row.fans_count = s.fans_served.len() as i64;
-            row.receive_count = s.received;
-            row.send_count = s.sent;
-            row.avg_first_response_seconds = avg(s.first_response_sum, s.first_response_n);
-            row.avg_reply_seconds = avg(s.reply_sum, s.reply_n);
-            row.activation_count = s.activations.len() as i64;
-            row
-        })
-        .collect()
+    (rows, of_staff)
 }
 
 fn sort_rows(rows: &mut [StaffCustomerRow], key: &str, desc: bool) -> ApiResult<()> {
@@ -410,14 +380,25 @@ pub async fn get_activation_list_by_staff(
             staff_name: None,
         })
         .await?;
-    let per_staff = stats(&st, m, day, day_end, b.wechat_lei.filter(), None).await?;
+    let of_staff: HashMap<&str, usize> = staff
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.ad_staff_code.as_str(), i))
+        .collect();
+    let bucket = |code: &str| of_staff.get(code).copied();
+    let filter = FactFilter {
+        wechat_lei: b.wechat_lei.filter(),
+        relation_isflock: None,
+    };
+    let sums = stats(&st, m, day, day_end, filter, staff.len(), &bucket).await?;
     let date = crate::timefmt::format_local(day, st.offset)
         .get(..10)
         .ok_or_else(|| ApiError::param("time", "is out of range"))?
         .to_owned();
     let mut rows: Vec<ActivationRow> = staff
         .iter()
-        .map(|s| ActivationRow {
+        .zip(&sums)
+        .map(|(s, sum)| ActivationRow {
             ad_staff_code: s.ad_staff_code.clone(),
             ad_staff_name: s.ad_staff_name.clone(),
             ad_departid: s.departid,
@@ -426,9 +407,7 @@ pub async fn get_activation_list_by_staff(
             depart_group_name: s.departgroupname.clone(),
             date: date.clone(),
             // The range is one day, so the (day, account, fan) set is already per fan.
-            activation_count: per_staff
-                .get(&s.ad_staff_code)
-                .map_or(0, |x| x.activations.len() as i64),
+            activation_count: sum.activations,
         })
         .collect();
     rows.sort_by(|a, b| {

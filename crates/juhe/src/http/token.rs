@@ -2,9 +2,11 @@
 //! original's IdentityServer endpoint. Answers in OAuth2's own format, not the envelope.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -35,10 +37,37 @@ pub struct TokenOut {
     pub scope: String,
 }
 
+/// The address the TCP connection comes from. Behind a reverse proxy every client shares
+/// the proxy's address, so the per-address limits then apply to all of them together
+/// (docs/operations.md says so). Unknown (a server not started by `Application`) reads as
+/// 0.0.0.0, one shared bucket rather than none.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    pub fn of(parts: &Parts) -> ClientIp {
+        ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp::of(parts))
+    }
+}
+
 /// Error response (RFC 6749 §5.2).
 #[derive(Serialize, ToSchema)]
 pub struct TokenError {
-    /// `invalid_request`, `invalid_client`, `unsupported_grant_type` or `invalid_scope`.
+    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `invalid_scope`, or
+    /// `slow_down` (HTTP 429, with `Retry-After`) when too many tokens are requested.
     pub error: &'static str,
     pub error_description: String,
 }
@@ -78,12 +107,25 @@ fn oauth_error(status: StatusCode, error: &'static str, desc: impl Into<String>)
         (status = 200, description = "Token issued", body = TokenOut),
         (status = 400, description = "unsupported_grant_type, invalid_scope or invalid_request", body = TokenError),
         (status = 401, description = "invalid_client", body = TokenError),
+        (status = 429, description = "slow_down: too many token requests from this address or for this client; see Retry-After", body = TokenError),
     ))]
 pub async fn issue_token(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Spent before anything is parsed or looked up: malformed requests cost the server too.
+    // The body has been read by now, so the connection stays usable after a 429.
+    if let Some(wait) = state
+        .auth_limits
+        .token_per_ip
+        .as_ref()
+        .and_then(|b| b.spend(&ip))
+    {
+        tracing::warn!(%ip, "token refused: too many requests from this address");
+        return slow_down(wait, "from this address");
+    }
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -161,6 +203,17 @@ pub async fn issue_token(
             "client_id and client_secret are required",
         );
     };
+    // Every attempt counts, failed or not: it bounds guessing one client's secret. The
+    // price is that a flood naming a client id slows that client's own token requests.
+    if let Some(wait) = state
+        .auth_limits
+        .token_per_client
+        .as_ref()
+        .and_then(|b| b.spend(id))
+    {
+        tracing::warn!(client_id = %id, "token refused: too many requests for this client");
+        return slow_down(wait, "for this client_id");
+    }
     match state
         .store
         .admin()
@@ -202,6 +255,17 @@ pub async fn issue_token(
                 .into_response()
         }
     }
+}
+
+fn slow_down(wait: u64, whose: &str) -> Response {
+    let mut r = oauth_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "slow_down",
+        format!("too many token requests {whose}; retry after {wait} s (a token lasts expires_in seconds: reuse it)"),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+    r
 }
 
 fn serde_urlencoded_pairs(body: &[u8]) -> Option<HashMap<String, String>> {

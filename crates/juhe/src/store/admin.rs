@@ -44,6 +44,14 @@ pub enum Principal {
     Agent(i64),
 }
 
+/// What revoking a merchant's access removed.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revoked {
+    pub tokens: u64,
+    pub agent_links: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
     pub access_token: String,
@@ -154,11 +162,44 @@ impl Admin<'_> {
         Ok(row.map(|(id,)| MerchantId::from_db(id)))
     }
 
-    /// Deletes every token issued to the merchant; returns how many.
+    /// Revokes a merchant's access, effective at once: deletes every token issued to the
+    /// merchant and unlinks every agent acting for it (an agent's token is the agent's, not
+    /// the merchant's, so deleting tokens alone would leave agents acting). The merchant's
+    /// client credentials stay valid; agents need `juhe agent link` again.
     pub async fn revoke_merchant_tokens(&self, m: MerchantId) -> Result<u64, sqlx::Error> {
+        Ok(self.revoke_merchant_access(m).await?.tokens)
+    }
+
+    /// Like [`Admin::revoke_merchant_tokens`], with both counts.
+    pub async fn revoke_merchant_access(&self, m: MerchantId) -> Result<Revoked, sqlx::Error> {
+        let mut tx = self.store.write_pool().begin().await?;
         let mut q =
             Sql::new("DELETE FROM access_tokens WHERE owner_kind = 'merchant' AND owner_id = ");
         q.bind(m.get());
+        let tokens = q.execute(&mut *tx).await?;
+        let mut q = Sql::new("DELETE FROM agent_merchants WHERE merchant_id = ");
+        q.bind(m.get());
+        let agent_links = q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Revoked {
+            tokens,
+            agent_links,
+        })
+    }
+
+    /// Stops the agent acting for the merchant, effective with its next request. Returns
+    /// whether a link existed.
+    pub async fn unlink_agent(&self, agent_id: i64, m: MerchantId) -> Result<bool, sqlx::Error> {
+        let mut q = Sql::new("DELETE FROM agent_merchants WHERE agent_id = ");
+        q.bind(agent_id).push(" AND merchant_id = ").bind(m.get());
+        Ok(q.execute(self.store.write_pool()).await? > 0)
+    }
+
+    /// Deletes tokens that expired before `before` (Unix seconds), through the index on
+    /// `expires_at`; returns how many.
+    pub async fn delete_expired_tokens(&self, before: i64) -> Result<u64, sqlx::Error> {
+        let mut q = Sql::new("DELETE FROM access_tokens WHERE expires_at < ");
+        q.bind(before);
         q.execute(self.store.write_pool()).await
     }
 
@@ -264,11 +305,6 @@ impl Admin<'_> {
             .push(", ")
             .bind(t)
             .push(")");
-        q.execute(self.store.write_pool()).await?;
-        // Tokens expired for a day are dead weight; clear them on each issue instead of
-        // running a sweeper.
-        let mut q = Sql::new("DELETE FROM access_tokens WHERE expires_at < ");
-        q.bind(t - 86400);
         q.execute(self.store.write_pool()).await?;
         Ok(Some(IssuedToken {
             access_token: token,

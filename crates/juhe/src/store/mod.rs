@@ -128,6 +128,7 @@ impl Store {
                 fast: Some(std::sync::Arc::new(fast)),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            precheck_postgres(url).await?;
             let pool = AnyPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(30))
@@ -294,6 +295,40 @@ impl Store {
         }
         self.read.close().await;
         self.write.close().await;
+    }
+}
+
+/// One direct connection with a short timeout before the pool is built, so an unreachable
+/// or misconfigured server is reported once, at once and with its cause ("connection
+/// refused to 127.0.0.1:5432"), not as the pool's 30-second acquire timeout.
+async fn precheck_postgres(url: &str) -> anyhow::Result<()> {
+    use sqlx::postgres::PgConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+    let opts = PgConnectOptions::from_str(url)
+        .with_context(|| format!("database_url {} is not a valid PostgreSQL URL", redact(url)))?;
+    let at = format!("{}:{}", opts.get_host(), opts.get_port());
+    let db = opts.get_database().unwrap_or("(default)").to_owned();
+    match tokio::time::timeout(Duration::from_secs(5), opts.connect()).await {
+        Err(_) => anyhow::bail!("PostgreSQL at {at} did not answer within 5 s"),
+        Ok(Err(e)) => {
+            let why = match &e {
+                sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    format!(
+                        "connection refused to {at} (is PostgreSQL running and listening there?)"
+                    )
+                }
+                sqlx::Error::Io(io) => format!("cannot reach {at}: {io}"),
+                sqlx::Error::Database(d) => {
+                    format!("PostgreSQL at {at}, database {db:?}: {}", d.message())
+                }
+                other => format!("PostgreSQL at {at}: {other}"),
+            };
+            Err(anyhow::anyhow!(why))
+        }
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
     }
 }
 

@@ -1,42 +1,57 @@
-//! Raw facts the service reports are computed from (see `crate::report`).
+//! The facts service reports are computed from (see `crate::report`), streamed: a 366-day
+//! report of a busy merchant never sits in memory at once.
+
+use futures_util::TryStreamExt;
 
 use super::{Sql, Tenant};
+use crate::report::ChatFact;
 
-/// One chat message, reduced to what the metrics need.
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
-pub struct ChatFact {
-    pub wechat_id: i64,
-    pub talker: String,
-    pub issend: i64,
-    pub staff_code: Option<String>,
-    pub chat_time: i64,
-}
-
-/// Who owns a fan, and what kind of customer it is.
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
-pub struct FanFact {
-    pub wechat_id: i64,
-    pub wenober: String,
-    pub staff_code: Option<String>,
-    pub relation_isflock: i64,
+/// Which conversations a report counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FactFilter {
+    /// Operating account type (`wechat_lei`).
+    pub wechat_lei: Option<i64>,
+    /// Customer type (`relation_isflock`).
+    pub relation_isflock: Option<i64>,
 }
 
 impl Tenant<'_> {
-    /// Chats with `start <= chat_time < end`, grouped by conversation, in time order.
-    pub async fn chat_facts(&self, start: i64, end: i64) -> Result<Vec<ChatFact>, sqlx::Error> {
-        let mut q = Sql::new("SELECT wechat_id, talker, issend, staff_code, chat_time FROM chats WHERE merchant_id = ");
-        q.bind(self.m.get())
-            .push(" AND chat_time >= ")
+    /// Calls `each` for every chat with `start <= chat_time < end` of the conversations the
+    /// filter admits, grouped by conversation and in time order, with the conversation's
+    /// owner joined in.
+    pub async fn for_each_chat_fact(
+        &self,
+        start: i64,
+        end: i64,
+        filter: FactFilter,
+        mut each: impl FnMut(&ChatFact),
+    ) -> Result<(), sqlx::Error> {
+        let m = self.m.get();
+        let mut q = Sql::new(
+            "SELECT c.wechat_id, c.talker, c.issend, c.staff_code, c.chat_time, \
+             COALESCE(f.staff_code, w.staff_code) AS owner \
+             FROM chats c \
+             LEFT JOIN fans f ON f.merchant_id = c.merchant_id AND f.wechat_id = c.wechat_id AND f.wenober = c.talker \
+             LEFT JOIN wechats w ON w.merchant_id = c.merchant_id AND w.wechat_id = c.wechat_id \
+             WHERE c.merchant_id = ",
+        );
+        q.bind(m)
+            .push(" AND c.chat_time >= ")
             .bind(start)
-            .push(" AND chat_time < ")
+            .push(" AND c.chat_time < ")
             .bind(end);
-        q.push(" ORDER BY wechat_id, talker, chat_time, chat_id");
-        q.fetch_all(self.store.read_pool()).await
-    }
-
-    pub async fn fan_facts(&self) -> Result<Vec<FanFact>, sqlx::Error> {
-        let mut q = Sql::new("SELECT wechat_id, wenober, staff_code, relation_isflock FROM fans WHERE merchant_id = ");
-        q.bind(self.m.get());
-        q.fetch_all(self.store.read_pool()).await
+        if let Some(l) = filter.wechat_lei {
+            q.push(" AND w.wechat_lei = ").bind(l);
+        }
+        if let Some(k) = filter.relation_isflock {
+            q.push(" AND f.relation_isflock = ").bind(k);
+        }
+        q.push(" ORDER BY c.wechat_id, c.talker, c.chat_time, c.chat_id");
+        let mut rows =
+            sqlx::query_as_with::<_, ChatFact, _>(&q.text, q.args).fetch(self.store.read_pool());
+        while let Some(row) = rows.try_next().await? {
+            each(&row);
+        }
+        Ok(())
     }
 }

@@ -260,6 +260,20 @@ pub fn ts(s: &str) -> i64 {
     juhe::timefmt::parse_local(s, chrono::FixedOffset::east_opt(8 * 3600).unwrap()).unwrap()
 }
 
+/// Says once per test binary, where `cargo test` shows it, that the PostgreSQL variants
+/// are skipped and why. Written to the process's stderr directly: libtest captures
+/// `eprintln!` of passing tests, which is how a whole backend used to go silently untested.
+pub fn note_postgres_skipped(_test: &str) {
+    use std::io::Write;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nPostgreSQL: the PostgreSQL variants of these tests are SKIPPED: JUHE_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
+        );
+    });
+}
+
 /// Runs each test body on SQLite and, when `JUHE_TEST_POSTGRES_URL` is set, on PostgreSQL.
 #[macro_export]
 macro_rules! on_both {
@@ -282,7 +296,7 @@ macro_rules! on_both {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let Some($app) = $crate::helpers::TestApp::spawn($crate::helpers::Db::Postgres).await else {
-                        eprintln!("skipped: JUHE_TEST_POSTGRES_URL is not set");
+                        $crate::helpers::note_postgres_skipped(stringify!($name));
                         return;
                     };
                     $body
