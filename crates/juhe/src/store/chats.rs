@@ -1,6 +1,6 @@
 //! Chat records (聊天记录) and the incremental-sync read path behind GetChat.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -113,8 +113,16 @@ pub struct ChatFilter {
     pub end: Option<i64>,
 }
 
-/// Rows per multi-row INSERT: 11 values each keeps well under SQLite's variable limit.
-const INSERT_CHUNK: usize = 400;
+/// Rows per multi-row INSERT. 14 values a row: 1,000 rows stay under SQLite's 32,766
+/// variables and PostgreSQL's 65,535 parameters, and amortise the round trip and the
+/// statement's parse over many rows (see docs/benchmarks.md, "Writing chats").
+const INSERT_CHUNK: usize = 1000;
+
+/// Message ids per duplicate-check query (one placeholder each).
+const DEDUPE_CHUNK: usize = 1000;
+
+/// Fans per last-chat-time update statement (three placeholders each).
+const TOUCH_CHUNK: usize = 500;
 
 impl Tenant<'_> {
     /// One page of a conversation's chats in ascending id order, and whether more follow.
@@ -203,9 +211,26 @@ impl Tenant<'_> {
         tx.commit().await?;
         Ok(ids)
     }
+
+    /// [`Tenant::insert_chats`] inside a transaction the caller holds (from
+    /// [`Tenant::begin`]), so several writes commit together. Until that transaction ends,
+    /// every other chat or fan writer of this merchant waits (see [`insert_chats_tx`]).
+    pub async fn insert_chats_in(
+        &self,
+        tx: &mut super::idempotency::Tx,
+        chats: &[NewChat],
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        insert_chats_tx(tx, self.m, chats).await
+    }
 }
 
 /// The body of [`Tenant::insert_chats`], usable inside a larger transaction (import).
+///
+/// Lock order, the same in every write path that touches chats or fans (chat recording
+/// here, import in `import.rs`): first the merchant's `chat` row of `id_counters`, then
+/// fan rows (and other id counters), then chat rows. A path that locked a fan first and
+/// the counter second could deadlock against this one on PostgreSQL; see
+/// docs/architecture.md, "Write transactions and lock order".
 pub(crate) async fn insert_chats_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     m: MerchantId,
@@ -218,43 +243,65 @@ pub(crate) async fn insert_chats_tx(
     // ordered against every other chat writer of this merchant (see `take_ids`), and the
     // duplicate check below sees everything they committed.
     take_ids(tx, m, "chat", 0).await?;
-    let mut fresh: Vec<&NewChat> = Vec::with_capacity(chats.len());
-    let mut seen = HashSet::new();
-    for chunk in chats.chunks(INSERT_CHUNK) {
-        let mut q = Sql::new("SELECT wechat_id, sermsgid FROM chats WHERE merchant_id = ");
-        q.bind(m.get())
-            .push(" AND sermsgid IN (")
-            .bind_list(chunk.iter().map(|c| c.sermsgid.clone()))
-            .push(")");
-        let existing: Vec<(i64, String)> = q.fetch_all(&mut **tx).await?;
-        let existing: HashSet<(i64, String)> = existing.into_iter().collect();
-        for c in chunk {
-            let key = (c.wechat_id, c.sermsgid.clone());
-            if !existing.contains(&key) && seen.insert(key) {
-                fresh.push(c);
-            }
+
+    // Duplicates within the input: the first occurrence wins.
+    let mut seen: HashSet<(i64, &str)> = HashSet::with_capacity(chats.len());
+    let mut candidates: Vec<&NewChat> = Vec::with_capacity(chats.len());
+    for c in chats {
+        if seen.insert((c.wechat_id, c.sermsgid.as_str())) {
+            candidates.push(c);
         }
     }
+    // Duplicates of stored chats, looked up per account so that each query is a range of
+    // the unique index (merchant_id, wechat_id, sermsgid): its cost depends on the batch,
+    // not on how many chats the merchant already has.
+    let mut by_account: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    for c in &candidates {
+        by_account
+            .entry(c.wechat_id)
+            .or_default()
+            .push(c.sermsgid.as_str());
+    }
+    let mut stored: HashSet<(i64, String)> = HashSet::new();
+    for (wechat_id, ids) in &by_account {
+        for chunk in ids.chunks(DEDUPE_CHUNK) {
+            let mut q = Sql::new("SELECT sermsgid FROM chats WHERE merchant_id = ");
+            q.bind(m.get())
+                .push(" AND wechat_id = ")
+                .bind(*wechat_id)
+                .push(" AND sermsgid IN (")
+                .bind_list(chunk.iter().map(|s| (*s).to_owned()))
+                .push(")");
+            let found: Vec<(String,)> = q.fetch_all(&mut **tx).await?;
+            stored.extend(found.into_iter().map(|(s,)| (*wechat_id, s)));
+        }
+    }
+    let fresh: Vec<&NewChat> = if stored.is_empty() {
+        candidates
+    } else {
+        candidates
+            .into_iter()
+            .filter(|c| !stored.contains(&(c.wechat_id, c.sermsgid.clone())))
+            .collect()
+    };
     if fresh.is_empty() {
         return Ok(Vec::new());
     }
     let first = take_ids(tx, m, "chat", fresh.len() as i64).await?;
     let t = now();
-    let mut ids = Vec::with_capacity(fresh.len());
-    for (ci, chunk) in fresh.chunks(INSERT_CHUNK).enumerate() {
+    let ids: Vec<i64> = (first..first + fresh.len() as i64).collect();
+    for (chunk, chunk_ids) in fresh.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
         let mut q = Sql::new(
             "INSERT INTO chats (merchant_id, chat_id, wechat_id, talker, issend, msg_type, content, resvred, sermsgid, chat_time, updated_at, staff_code, voice_txt, expand) VALUES ",
         );
-        for (i, c) in chunk.iter().enumerate() {
-            let id = first + (ci * INSERT_CHUNK + i) as i64;
-            ids.push(id);
+        for (i, (c, id)) in chunk.iter().zip(chunk_ids).enumerate() {
             if i > 0 {
                 q.push(", ");
             }
             q.push("(")
                 .bind(m.get())
                 .push(", ")
-                .bind(id)
+                .bind(*id)
                 .push(", ")
                 .bind(c.wechat_id)
                 .push(", ")
@@ -281,29 +328,43 @@ pub(crate) async fn insert_chats_tx(
                 .bind(c.expand.clone())
                 .push(")");
         }
+        // The duplicate check ran under the counter lock, so no conflict can occur here;
+        // the clause only keeps a racing writer outside that protocol from failing us.
         q.push(" ON CONFLICT (merchant_id, wechat_id, sermsgid) DO NOTHING");
         q.execute(&mut **tx).await?;
     }
-    // Keep each fan's last-chat time current for the fan list's filters.
-    let mut latest: std::collections::HashMap<(i64, &str), i64> = std::collections::HashMap::new();
+    // Keep each fan's last-chat time current for the fan list's filters: one statement
+    // per few hundred fans rather than one per fan.
+    let mut latest: BTreeMap<(i64, &str), i64> = BTreeMap::new();
     for c in &fresh {
         let e = latest
             .entry((c.wechat_id, c.talker.as_str()))
             .or_insert(c.chat_time);
         *e = (*e).max(c.chat_time);
     }
-    for ((wechat_id, talker), t) in latest {
-        let mut q = Sql::new("UPDATE fans SET last_chat_time = ");
-        q.bind(t)
-            .push(" WHERE merchant_id = ")
+    let latest: Vec<((i64, &str), i64)> = latest.into_iter().collect();
+    for chunk in latest.chunks(TOUCH_CHUNK) {
+        // `(VALUES …) AS v` with the default column names column1…: the one spelling of an
+        // inline table that SQLite and PostgreSQL both accept in UPDATE … FROM.
+        let mut q = Sql::new("UPDATE fans SET last_chat_time = v.column3 FROM (VALUES ");
+        for (i, ((wechat_id, talker), t)) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(")
+                .bind(*wechat_id)
+                .push(", ")
+                .bind((*talker).to_owned())
+                .push(", ")
+                .bind(*t)
+                .push(")");
+        }
+        q.push(") AS v WHERE fans.merchant_id = ")
             .bind(m.get())
-            .push(" AND wechat_id = ")
-            .bind(wechat_id);
-        q.push(" AND wenober = ")
-            .bind(talker.to_owned())
-            .push(" AND (last_chat_time IS NULL OR last_chat_time < ")
-            .bind(t)
-            .push(")");
+            .push(
+                " AND fans.wechat_id = v.column1 AND fans.wenober = v.column2 \
+                 AND (fans.last_chat_time IS NULL OR fans.last_chat_time < v.column3)",
+            );
         q.execute(&mut **tx).await?;
     }
     Ok(ids)
