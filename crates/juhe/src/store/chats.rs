@@ -224,6 +224,74 @@ impl Tenant<'_> {
     }
 }
 
+/// A statement with many values for the write path. Like [`Sql`], but on SQLite the
+/// placeholders are positional (`?`): sqlx binds a `$n` by asking SQLite for each
+/// parameter's name, and SQLite finds a name by walking the statement's parameter list,
+/// so binding `$n` costs O(parameters²) — seconds for a 14,000-value INSERT. PostgreSQL
+/// only understands `$n`, and binds it in linear time.
+struct Bulk {
+    text: String,
+    args: sqlx::any::AnyArguments<'static>,
+    n: usize,
+    positional: bool,
+}
+
+impl Bulk {
+    fn new(tx: &mut sqlx::Transaction<'static, sqlx::Any>, text: &str) -> Bulk {
+        let conn: &mut sqlx::AnyConnection = tx;
+        Bulk {
+            text: text.to_owned(),
+            args: Default::default(),
+            n: 0,
+            positional: conn.backend_name().eq_ignore_ascii_case("sqlite"),
+        }
+    }
+
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    fn bind<T>(&mut self, v: T) -> &mut Self
+    where
+        T: 'static + Send + sqlx::Encode<'static, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        use sqlx::Arguments;
+        self.n += 1;
+        if self.positional {
+            self.text.push('?');
+        } else {
+            self.text.push('$');
+            self.text.push_str(&self.n.to_string());
+        }
+        // Adding a value of a supported type cannot fail for the Any driver.
+        let _ = self.args.add(v);
+        self
+    }
+
+    async fn execute(
+        self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query_with(&self.text, self.args)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected())
+    }
+
+    async fn fetch_all<R>(
+        self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ) -> Result<Vec<R>, sqlx::Error>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        sqlx::query_as_with::<_, R, _>(&self.text, self.args)
+            .fetch_all(&mut **tx)
+            .await
+    }
+}
+
 /// The body of [`Tenant::insert_chats`], usable inside a larger transaction (import).
 ///
 /// Lock order, the same in every write path that touches chats or fans (chat recording
@@ -265,14 +333,19 @@ pub(crate) async fn insert_chats_tx(
     let mut stored: HashSet<(i64, String)> = HashSet::new();
     for (wechat_id, ids) in &by_account {
         for chunk in ids.chunks(DEDUPE_CHUNK) {
-            let mut q = Sql::new("SELECT sermsgid FROM chats WHERE merchant_id = ");
+            let mut q = Bulk::new(tx, "SELECT sermsgid FROM chats WHERE merchant_id = ");
             q.bind(m.get())
                 .push(" AND wechat_id = ")
                 .bind(*wechat_id)
-                .push(" AND sermsgid IN (")
-                .bind_list(chunk.iter().map(|s| (*s).to_owned()))
-                .push(")");
-            let found: Vec<(String,)> = q.fetch_all(&mut **tx).await?;
+                .push(" AND sermsgid IN (");
+            for (i, s) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind((*s).to_owned());
+            }
+            q.push(")");
+            let found: Vec<(String,)> = q.fetch_all(tx).await?;
             stored.extend(found.into_iter().map(|(s,)| (*wechat_id, s)));
         }
     }
@@ -291,7 +364,8 @@ pub(crate) async fn insert_chats_tx(
     let t = now();
     let ids: Vec<i64> = (first..first + fresh.len() as i64).collect();
     for (chunk, chunk_ids) in fresh.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
-        let mut q = Sql::new(
+        let mut q = Bulk::new(
+            tx,
             "INSERT INTO chats (merchant_id, chat_id, wechat_id, talker, issend, msg_type, content, resvred, sermsgid, chat_time, updated_at, staff_code, voice_txt, expand) VALUES ",
         );
         for (i, (c, id)) in chunk.iter().zip(chunk_ids).enumerate() {
@@ -331,7 +405,7 @@ pub(crate) async fn insert_chats_tx(
         // The duplicate check ran under the counter lock, so no conflict can occur here;
         // the clause only keeps a racing writer outside that protocol from failing us.
         q.push(" ON CONFLICT (merchant_id, wechat_id, sermsgid) DO NOTHING");
-        q.execute(&mut **tx).await?;
+        q.execute(tx).await?;
     }
     // Keep each fan's last-chat time current for the fan list's filters: one statement
     // per few hundred fans rather than one per fan.
@@ -346,7 +420,10 @@ pub(crate) async fn insert_chats_tx(
     for chunk in latest.chunks(TOUCH_CHUNK) {
         // `(VALUES …) AS v` with the default column names column1…: the one spelling of an
         // inline table that SQLite and PostgreSQL both accept in UPDATE … FROM.
-        let mut q = Sql::new("UPDATE fans SET last_chat_time = v.column3 FROM (VALUES ");
+        let mut q = Bulk::new(
+            tx,
+            "UPDATE fans SET last_chat_time = v.column3 FROM (VALUES ",
+        );
         for (i, ((wechat_id, talker), t)) in chunk.iter().enumerate() {
             if i > 0 {
                 q.push(", ");
@@ -365,7 +442,7 @@ pub(crate) async fn insert_chats_tx(
                 " AND fans.wechat_id = v.column1 AND fans.wenober = v.column2 \
                  AND (fans.last_chat_time IS NULL OR fans.last_chat_time < v.column3)",
             );
-        q.execute(&mut **tx).await?;
+        q.execute(tx).await?;
     }
     Ok(ids)
 }
