@@ -14,13 +14,47 @@ use crate::loadgen::{self, LoadPlan, LoadReport, Mode, Target};
 use juhe::app::Application;
 use juhe::config::Config;
 use juhe::store::chats::{ChatFilter, NewChat};
-use juhe::store::import::{ImpFan, ImpWechat, ImportFile};
+use juhe::store::import::{ImpChat, ImpFan, ImpWechat, ImportFile};
 use juhe::store::{MerchantId, Page, Store};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
     /// GetChat throughput and latency over HTTP.
     Getchat(GetchatArgs),
+    /// Chat writing throughput: imports a generated history into a new merchant (or
+    /// records it in batches through `core::chats::record`, as the gateway will).
+    Ingest(IngestArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct IngestArgs {
+    /// Chats to write.
+    #[arg(long, default_value_t = 200_000)]
+    pub chats: usize,
+    /// Fans (conversations) the chats are spread over, all on one operating account.
+    #[arg(long, default_value_t = 1_000)]
+    pub fans: usize,
+    /// 0: one `juhe import` of the whole file (one transaction). N > 0: `core::chats::record`
+    /// calls of N chats each, one transaction per call.
+    #[arg(long, default_value_t = 0)]
+    pub batch: usize,
+    /// Then write the same chats again and time that too (every one is a duplicate).
+    #[arg(long)]
+    pub again: bool,
+}
+
+#[derive(Serialize)]
+struct IngestReport {
+    backend: String,
+    mode: String,
+    chats: usize,
+    fans: usize,
+    /// Chats already in the store (all merchants) before this run.
+    chats_before: i64,
+    seconds: f64,
+    chats_per_second: f64,
+    again_seconds: Option<f64>,
+    again_chats_per_second: Option<f64>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -83,7 +117,170 @@ pub async fn run(cmd: BenchCmd, mut cfg: Config) -> anyhow::Result<()> {
             }
             getchat(args, cfg).await
         }
+        BenchCmd::Ingest(args) => {
+            if std::env::var_os("JUHE_DATABASE_URL").is_none()
+                && cfg.database_url == "sqlite://data/juhe.db"
+            {
+                cfg.database_url = "sqlite://data/bench-ingest.db".into();
+            }
+            ingest(args, cfg).await
+        }
     }
+}
+
+/// Local `yyyy-MM-dd HH:mm:ss` for an import file.
+fn local_time(t: i64, off: chrono::FixedOffset) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .with_timezone(&off)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Writes the chats once (the whole file, or `core::chats::record` batches); returns how many
+/// were new and the seconds it took.
+async fn write_chats(
+    tenant: &juhe::store::Tenant<'_>,
+    file: Option<&ImportFile>,
+    chats: &[NewChat],
+    batch: usize,
+    off: chrono::FixedOffset,
+) -> anyhow::Result<(usize, f64)> {
+    let started = Instant::now();
+    let written = match file {
+        Some(f) => {
+            juhe::core::import::import(*tenant, f, off, &|_| {})
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?["chats"]
+                .changed as usize
+        }
+        None => {
+            let mut n = 0;
+            for b in chats.chunks(batch.max(1)) {
+                n += juhe::core::chats::record(*tenant, b).await?.len();
+            }
+            n
+        }
+    };
+    Ok((written, started.elapsed().as_secs_f64()))
+}
+
+async fn ingest(args: IngestArgs, cfg: Config) -> anyhow::Result<()> {
+    if args.fans == 0 {
+        anyhow::bail!("--fans must be at least 1");
+    }
+    let store = Store::open(&cfg.database_url, cfg.db_max_connections).await?;
+    let chats_before = count_chats(&store).await?;
+    let off = cfg.offset()?;
+    let admin = store.admin();
+    let creds = admin
+        .create_merchant(&format!("ingest-{}", chrono::Utc::now().timestamp_millis()))
+        .await?;
+    let m = admin
+        .merchant(creds.merchant_id)
+        .await?
+        .context("merchant vanished")?;
+    let wechat_id = 1;
+    let org = ImportFile {
+        wechats: vec![ImpWechat {
+            ad_wechat_id: wechat_id,
+            ad_wechat_nober: "ingest_op".into(),
+            ad_wechat_nick: "客服".into(),
+            ad_original_nober: "wxid_ingest_op".into(),
+            ad_wechat_lei: 0,
+            ad_staff_code: None,
+            ad_wechat_addtime: "2024-01-01 09:00:00".into(),
+        }],
+        fans: (0..args.fans)
+            .map(|f| ImpFan {
+                ad_friend_wenober: format!("wxid_ingest_fan_{f}"),
+                ad_friend_uwenober: String::new(),
+                ad_friend_name: format!("粉丝{f}"),
+                ad_friend_photo: String::new(),
+                ad_wechat_id: wechat_id,
+                ad_staff_code: None,
+                ad_relation_scene: 30,
+                ad_relation_state: 0,
+                ad_relation_isflock: 0,
+                ad_friend_addtime: "2024-01-02 09:00:00".into(),
+                ad_bind_time: None,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let tenant = store.tenant(m);
+    juhe::core::import::import(tenant, &org, off, &|_| {})
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut rng = StdRng::seed_from_u64(3);
+    let base_time = 1_714_000_000_i64;
+    let chats: Vec<NewChat> = (0..args.chats)
+        .map(|c| NewChat {
+            wechat_id,
+            talker: format!("wxid_ingest_fan_{}", rng.gen_range(0..args.fans)),
+            issend: i64::from(rng.gen_bool(0.5)),
+            msg_type: 1,
+            content: TEXTS[rng.gen_range(0..TEXTS.len())].to_owned(),
+            resvred: None,
+            sermsgid: format!("{}{:012}", 8_000_000, c),
+            chat_time: base_time + c as i64 * 3,
+            staff_code: None,
+            voice_txt: None,
+            expand: String::new(),
+        })
+        .collect();
+    let file = (args.batch == 0).then(|| ImportFile {
+        chats: chats
+            .iter()
+            .map(|c| ImpChat {
+                ad_wechat_id: c.wechat_id,
+                ad_chatting_talter: c.talker.clone(),
+                ad_chatting_issend: c.issend,
+                ad_chatting_sate: c.msg_type,
+                ad_chatting_content: c.content.clone(),
+                ad_chatting_resvred: None,
+                ad_sermsgid: c.sermsgid.clone(),
+                ad_chatting_time: local_time(c.chat_time, off),
+                ad_staff_code: None,
+                ad_voice_txt: None,
+                ad_expand: None,
+            })
+            .collect(),
+        ..Default::default()
+    });
+    eprintln!("writing {} chats ({:?}) …", args.chats, store.backend());
+    let (written, seconds) = write_chats(&tenant, file.as_ref(), &chats, args.batch, off).await?;
+    anyhow::ensure!(
+        written == args.chats,
+        "wrote {written} of {} chats",
+        args.chats
+    );
+    let again = if args.again {
+        eprintln!("writing them again …");
+        let (n, s) = write_chats(&tenant, file.as_ref(), &chats, args.batch, off).await?;
+        anyhow::ensure!(n == 0, "{n} duplicates were written");
+        Some(s)
+    } else {
+        None
+    };
+    let report = IngestReport {
+        backend: format!("{:?}", store.backend()).to_lowercase(),
+        mode: if args.batch == 0 {
+            "import".into()
+        } else {
+            format!("core::chats::record batches of {}", args.batch)
+        },
+        chats: args.chats,
+        fans: args.fans,
+        chats_before,
+        seconds,
+        chats_per_second: args.chats as f64 / seconds,
+        again_seconds: again,
+        again_chats_per_second: again.map(|s| args.chats as f64 / s),
+    };
+    store.close().await;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 fn bench_name(i: usize) -> String {

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 pub use crate::store::chats::NewChat;
 
 use super::{Outcome, Rejection};
+use crate::store::idempotency::Tx;
 use crate::store::Tenant;
 
 /// Checks one chat against the rules every recorded chat meets. A refusal names the
@@ -56,6 +57,34 @@ pub fn check(c: &NewChat) -> Outcome<()> {
 /// written unless every chat passes [`check`] and names an operating account of the
 /// merchant.
 pub async fn record(t: Tenant<'_>, chats: &[NewChat]) -> Outcome<Vec<i64>> {
+    check_all(chats)?;
+    let accounts = accounts_of(chats);
+    if let Some(id) = t.unknown_wechats(&accounts).await?.first() {
+        return Err(Rejection::UnknownWechat {
+            field: "ad_wechat_id",
+            id: *id,
+        });
+    }
+    Ok(t.insert_chats(chats).await?)
+}
+
+/// [`record`] inside a transaction the caller holds (from `Tenant::begin`), so the chats
+/// commit together with the caller's other writes (a task result, an outbox event). Until
+/// that transaction ends, every other chat writer of the merchant waits: ids stay in
+/// commit order.
+pub async fn record_in(t: Tenant<'_>, tx: &mut Tx, chats: &[NewChat]) -> Outcome<Vec<i64>> {
+    check_all(chats)?;
+    let accounts = accounts_of(chats);
+    if let Some(id) = t.unknown_wechats_in(tx, &accounts).await?.first() {
+        return Err(Rejection::UnknownWechat {
+            field: "ad_wechat_id",
+            id: *id,
+        });
+    }
+    Ok(t.insert_chats_in(tx, chats).await?)
+}
+
+fn check_all(chats: &[NewChat]) -> Outcome<()> {
     for (i, c) in chats.iter().enumerate() {
         check(c).map_err(|r| match r {
             Rejection::Invalid { field, problem } => {
@@ -64,17 +93,15 @@ pub async fn record(t: Tenant<'_>, chats: &[NewChat]) -> Outcome<Vec<i64>> {
             other => other,
         })?;
     }
-    let accounts: Vec<i64> = chats
+    Ok(())
+}
+
+/// The distinct operating accounts a batch names.
+fn accounts_of(chats: &[NewChat]) -> Vec<i64> {
+    chats
         .iter()
         .map(|c| c.wechat_id)
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect();
-    if let Some(id) = t.unknown_wechats(&accounts).await?.first() {
-        return Err(Rejection::UnknownWechat {
-            field: "ad_wechat_id",
-            id: *id,
-        });
-    }
-    Ok(t.insert_chats(chats).await?)
+        .collect()
 }

@@ -1,11 +1,11 @@
 //! Chat records (聊天记录) and the incremental-sync read path behind GetChat.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::fast::FastRow;
-use super::{now, take_ids, trim_page, MerchantId, Page, Sql, Tenant};
+use super::{now, take_ids, trim_page, Backend, MerchantId, Page, Sql, Tenant};
 
 /// A stored chat. Times are Unix seconds; the HTTP layer renders the documented record.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
@@ -111,6 +111,20 @@ impl FastRow for FeedRow {
     }
 }
 
+const CHAT_COLUMNS: &str =
+    "SELECT chat_id, talker, issend, resvred, wechat_id, updated_at, msg_type, sermsgid, \
+     chat_time, content, staff_code, voice_txt, expand";
+
+/// A page row of the one-statement form: the chat and its account and fan columns.
+#[derive(Debug, sqlx::FromRow)]
+struct PageRow {
+    #[sqlx(flatten)]
+    chat: ChatRow,
+    nober: String,
+    photo: String,
+    name: String,
+}
+
 /// A chat message to store (from import, and later from the assistant gateway).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct NewChat {
@@ -138,8 +152,16 @@ pub struct ChatFilter {
     pub end: Option<i64>,
 }
 
-/// Rows per multi-row INSERT: 11 values each keeps well under SQLite's variable limit.
-const INSERT_CHUNK: usize = 400;
+/// Rows per multi-row INSERT. 14 values a row: 1,000 rows stay under SQLite's 32,766
+/// variables and PostgreSQL's 65,535 parameters, and amortise the round trip and the
+/// statement's parse over many rows (see docs/benchmarks.md, "Writing chats").
+const INSERT_CHUNK: usize = 1000;
+
+/// Message ids per duplicate-check query (one placeholder each).
+const DEDUPE_CHUNK: usize = 1000;
+
+/// Fans per last-chat-time update statement (three placeholders each).
+const TOUCH_CHUNK: usize = 500;
 
 impl Tenant<'_> {
     /// One page of a conversation's chats in ascending id order, and whether more follow.
@@ -147,6 +169,9 @@ impl Tenant<'_> {
     /// take the synchronous read path (`Store::read_all`). The account and fan columns are
     /// read once per page rather than joined into every row.
     pub async fn chats_page(&self, f: &ChatFilter, page: Page) -> Result<ChatPage, sqlx::Error> {
+        if self.store.backend() == Backend::Postgres {
+            return self.chats_page_one_statement(f, page).await;
+        }
         let mut q = Sql::new(
             "SELECT w.wechat_nober, COALESCE(f.photo, ''), COALESCE(f.name, '') FROM wechats w \
              LEFT JOIN fans f ON f.merchant_id = w.merchant_id AND f.wechat_id = w.wechat_id AND f.wenober = ",
@@ -169,10 +194,23 @@ impl Tenant<'_> {
         else {
             return Ok(ChatPage::default());
         };
-        let mut q = Sql::new(
-            "SELECT chat_id, talker, issend, resvred, wechat_id, updated_at, msg_type, sermsgid, chat_time, content, \
-             staff_code, voice_txt, expand FROM chats WHERE merchant_id = ",
-        );
+        let mut q = Sql::new(CHAT_COLUMNS);
+        q.push(" FROM chats WHERE merchant_id = ");
+        self.push_page_filter(&mut q, f, page);
+        let (rows, more) = trim_page(self.store.read_all::<ChatRow>(q).await?, page);
+        Ok(ChatPage {
+            conversation: Conversation {
+                wechat_nober: nober,
+                fan_photo: photo,
+                fan_name: name,
+            },
+            rows,
+            more,
+        })
+    }
+
+    /// `merchant_id = …` onwards: the conversation, cursor, time range, order and limit.
+    fn push_page_filter(&self, q: &mut Sql, f: &ChatFilter, page: Page) {
         q.bind(self.m.get())
             .push(" AND wechat_id = ")
             .bind(f.wechat_id)
@@ -188,14 +226,67 @@ impl Tenant<'_> {
             q.push(" AND chat_time <= ").bind(e);
         }
         q.push(" ORDER BY chat_id");
-        page.push_limit(&mut q);
-        let (rows, more) = trim_page(self.store.read_all::<ChatRow>(q).await?, page);
+        page.push_limit(q);
+    }
+
+    /// [`Tenant::chats_page`] on PostgreSQL, in one round trip instead of two (each costs
+    /// more than the query itself; see docs/benchmarks.md). The account and fan columns are
+    /// uncorrelated scalar subqueries, which PostgreSQL evaluates once per statement (as
+    /// InitPlans), not once per row; the EXISTS hides the chats of an unknown account, or
+    /// of one the wechatKey does not match, as the two-statement form does.
+    async fn chats_page_one_statement(
+        &self,
+        f: &ChatFilter,
+        page: Page,
+    ) -> Result<ChatPage, sqlx::Error> {
+        let m = self.m.get();
+        let mut q = Sql::new(CHAT_COLUMNS);
+        q.push(", (SELECT wechat_nober FROM wechats WHERE merchant_id = ")
+            .bind(m)
+            .push(" AND wechat_id = ")
+            .bind(f.wechat_id)
+            .push(") AS nober");
+        for col in ["photo", "name"] {
+            q.push(", COALESCE((SELECT ")
+                .push(col)
+                .push(" FROM fans WHERE merchant_id = ")
+                .bind(m)
+                .push(" AND wechat_id = ")
+                .bind(f.wechat_id)
+                .push(" AND wenober = ")
+                .bind(f.fans_key.clone())
+                .push("), '') AS ")
+                .push(col);
+        }
+        q.push(" FROM chats WHERE EXISTS (SELECT 1 FROM wechats w WHERE w.merchant_id = ")
+            .bind(m)
+            .push(" AND w.wechat_id = ")
+            .bind(f.wechat_id);
+        if let Some(k) = &f.wechat_key {
+            q.push(" AND (w.original_nober = ")
+                .bind(k.clone())
+                .push(" OR w.wechat_nober = ")
+                .bind(k.clone())
+                .push(")");
+        }
+        q.push(") AND merchant_id = ");
+        self.push_page_filter(&mut q, f, page);
+        let rows: Vec<PageRow> = q.fetch_all(self.store.read_pool()).await?;
+        let (rows, more) = trim_page(rows, page);
+        let Some(first) = rows.first() else {
+            return Ok(ChatPage {
+                more,
+                ..ChatPage::default()
+            });
+        };
+        let conversation = Conversation {
+            wechat_nober: first.nober.clone(),
+            fan_photo: first.photo.clone(),
+            fan_name: first.name.clone(),
+        };
+        let rows = rows.into_iter().map(|r| r.chat).collect();
         Ok(ChatPage {
-            conversation: Conversation {
-                wechat_nober: nober,
-                fan_photo: photo,
-                fan_name: name,
-            },
+            conversation,
             rows,
             more,
         })
@@ -239,9 +330,99 @@ impl Tenant<'_> {
         rows.truncate(limit.max(0) as usize);
         Ok((rows, more))
     }
+
+    /// [`Tenant::insert_chats`] inside a transaction the caller holds (from
+    /// [`Tenant::begin`]), so several writes commit together. Until that transaction ends,
+    /// every other chat or fan writer of this merchant waits (see [`insert_chats_tx`]).
+    pub(crate) async fn insert_chats_in(
+        &self,
+        tx: &mut super::idempotency::Tx,
+        chats: &[NewChat],
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        insert_chats_tx(tx, self.m, chats).await
+    }
+}
+
+/// A statement with many values for the write path. Like [`Sql`], but on SQLite the
+/// placeholders are positional (`?`): sqlx binds a `$n` by asking SQLite for each
+/// parameter's name, and SQLite finds a name by walking the statement's parameter list,
+/// so binding `$n` costs O(parameters²) — seconds for a 14,000-value INSERT. PostgreSQL
+/// only understands `$n`, and binds it in linear time.
+struct Bulk {
+    text: String,
+    args: sqlx::any::AnyArguments<'static>,
+    n: usize,
+    positional: bool,
+}
+
+impl Bulk {
+    fn new(tx: &mut sqlx::Transaction<'static, sqlx::Any>, text: &str) -> Bulk {
+        let conn: &mut sqlx::AnyConnection = tx;
+        Bulk {
+            text: text.to_owned(),
+            args: Default::default(),
+            n: 0,
+            positional: conn.backend_name().eq_ignore_ascii_case("sqlite"),
+        }
+    }
+
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    fn bind<T>(&mut self, v: T) -> &mut Self
+    where
+        T: 'static + Send + sqlx::Encode<'static, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        use sqlx::Arguments;
+        self.n += 1;
+        if self.positional {
+            self.text.push('?');
+        } else {
+            self.text.push('$');
+            self.text.push_str(&self.n.to_string());
+        }
+        // Adding a value of a supported type cannot fail for the Any driver.
+        let _ = self.args.add(v);
+        self
+    }
+
+    async fn execute(
+        self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query_with(&self.text, self.args)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected())
+    }
+
+    async fn fetch_all<R>(
+        self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ) -> Result<Vec<R>, sqlx::Error>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        // Not kept as a prepared statement: PostgreSQL would soon switch a kept one to a
+        // generic plan chosen while the table was small (a sequential scan, tested against
+        // every value of the list), and keep it as the table grows — 10 s per query at
+        // 200,000 chats. Planned afresh with the values, it is an index lookup per value.
+        sqlx::query_as_with::<_, R, _>(&self.text, self.args)
+            .persistent(false)
+            .fetch_all(&mut **tx)
+            .await
+    }
 }
 
 /// The body of [`Tenant::insert_chats`], usable inside a larger transaction (import).
+///
+/// Lock order, the same in every write path that touches chats or fans (chat recording
+/// here, import in `import.rs`): first the merchant's `chat` row of `id_counters`, then
+/// fan rows (and other id counters), then chat rows. A path that locked a fan first and
+/// the counter second could deadlock against this one on PostgreSQL; see
+/// docs/architecture.md, "Write transactions and lock order".
 pub(crate) async fn insert_chats_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     m: MerchantId,
@@ -254,43 +435,71 @@ pub(crate) async fn insert_chats_tx(
     // ordered against every other chat writer of this merchant (see `take_ids`), and the
     // duplicate check below sees everything they committed.
     take_ids(tx, m, "chat", 0).await?;
-    let mut fresh: Vec<&NewChat> = Vec::with_capacity(chats.len());
-    let mut seen = HashSet::new();
-    for chunk in chats.chunks(INSERT_CHUNK) {
-        let mut q = Sql::new("SELECT wechat_id, sermsgid FROM chats WHERE merchant_id = ");
-        q.bind(m.get())
-            .push(" AND sermsgid IN (")
-            .bind_list(chunk.iter().map(|c| c.sermsgid.clone()))
-            .push(")");
-        let existing: Vec<(i64, String)> = q.fetch_all(&mut **tx).await?;
-        let existing: HashSet<(i64, String)> = existing.into_iter().collect();
-        for c in chunk {
-            let key = (c.wechat_id, c.sermsgid.clone());
-            if !existing.contains(&key) && seen.insert(key) {
-                fresh.push(c);
-            }
+
+    // Duplicates within the input: the first occurrence wins.
+    let mut seen: HashSet<(i64, &str)> = HashSet::with_capacity(chats.len());
+    let mut candidates: Vec<&NewChat> = Vec::with_capacity(chats.len());
+    for c in chats {
+        if seen.insert((c.wechat_id, c.sermsgid.as_str())) {
+            candidates.push(c);
         }
     }
+    // Duplicates of stored chats, looked up per account so that each query is a range of
+    // the unique index (merchant_id, wechat_id, sermsgid): its cost depends on the batch,
+    // not on how many chats the merchant already has.
+    let mut by_account: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    for c in &candidates {
+        by_account
+            .entry(c.wechat_id)
+            .or_default()
+            .push(c.sermsgid.as_str());
+    }
+    let mut stored: HashSet<(i64, String)> = HashSet::new();
+    for (wechat_id, ids) in &by_account {
+        for chunk in ids.chunks(DEDUPE_CHUNK) {
+            let mut q = Bulk::new(tx, "SELECT sermsgid FROM chats WHERE merchant_id = ");
+            q.bind(m.get())
+                .push(" AND wechat_id = ")
+                .bind(*wechat_id)
+                .push(" AND sermsgid IN (");
+            for (i, s) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind((*s).to_owned());
+            }
+            q.push(")");
+            let found: Vec<(String,)> = q.fetch_all(tx).await?;
+            stored.extend(found.into_iter().map(|(s,)| (*wechat_id, s)));
+        }
+    }
+    let fresh: Vec<&NewChat> = if stored.is_empty() {
+        candidates
+    } else {
+        candidates
+            .into_iter()
+            .filter(|c| !stored.contains(&(c.wechat_id, c.sermsgid.clone())))
+            .collect()
+    };
     if fresh.is_empty() {
         return Ok(Vec::new());
     }
     let first = take_ids(tx, m, "chat", fresh.len() as i64).await?;
     let t = now();
-    let mut ids = Vec::with_capacity(fresh.len());
-    for (ci, chunk) in fresh.chunks(INSERT_CHUNK).enumerate() {
-        let mut q = Sql::new(
+    let ids: Vec<i64> = (first..first + fresh.len() as i64).collect();
+    for (chunk, chunk_ids) in fresh.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
+        let mut q = Bulk::new(
+            tx,
             "INSERT INTO chats (merchant_id, chat_id, wechat_id, talker, issend, msg_type, content, resvred, sermsgid, chat_time, updated_at, staff_code, voice_txt, expand) VALUES ",
         );
-        for (i, c) in chunk.iter().enumerate() {
-            let id = first + (ci * INSERT_CHUNK + i) as i64;
-            ids.push(id);
+        for (i, (c, id)) in chunk.iter().zip(chunk_ids).enumerate() {
             if i > 0 {
                 q.push(", ");
             }
             q.push("(")
                 .bind(m.get())
                 .push(", ")
-                .bind(id)
+                .bind(*id)
                 .push(", ")
                 .bind(c.wechat_id)
                 .push(", ")
@@ -317,30 +526,47 @@ pub(crate) async fn insert_chats_tx(
                 .bind(c.expand.clone())
                 .push(")");
         }
+        // The duplicate check ran under the counter lock, so no conflict can occur here;
+        // the clause only keeps a racing writer outside that protocol from failing us.
         q.push(" ON CONFLICT (merchant_id, wechat_id, sermsgid) DO NOTHING");
-        q.execute(&mut **tx).await?;
+        q.execute(tx).await?;
     }
-    // Keep each fan's last-chat time current for the fan list's filters.
-    let mut latest: std::collections::HashMap<(i64, &str), i64> = std::collections::HashMap::new();
+    // Keep each fan's last-chat time current for the fan list's filters: one statement
+    // per few hundred fans rather than one per fan.
+    let mut latest: BTreeMap<(i64, &str), i64> = BTreeMap::new();
     for c in &fresh {
         let e = latest
             .entry((c.wechat_id, c.talker.as_str()))
             .or_insert(c.chat_time);
         *e = (*e).max(c.chat_time);
     }
-    for ((wechat_id, talker), t) in latest {
-        let mut q = Sql::new("UPDATE fans SET last_chat_time = ");
-        q.bind(t)
-            .push(" WHERE merchant_id = ")
+    let latest: Vec<((i64, &str), i64)> = latest.into_iter().collect();
+    for chunk in latest.chunks(TOUCH_CHUNK) {
+        // `(VALUES …) AS v` with the default column names column1…: the one spelling of an
+        // inline table that SQLite and PostgreSQL both accept in UPDATE … FROM.
+        let mut q = Bulk::new(
+            tx,
+            "UPDATE fans SET last_chat_time = v.column3 FROM (VALUES ",
+        );
+        for (i, ((wechat_id, talker), t)) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(")
+                .bind(*wechat_id)
+                .push(", ")
+                .bind((*talker).to_owned())
+                .push(", ")
+                .bind(*t)
+                .push(")");
+        }
+        q.push(") AS v WHERE fans.merchant_id = ")
             .bind(m.get())
-            .push(" AND wechat_id = ")
-            .bind(wechat_id);
-        q.push(" AND wenober = ")
-            .bind(talker.to_owned())
-            .push(" AND (last_chat_time IS NULL OR last_chat_time < ")
-            .bind(t)
-            .push(")");
-        q.execute(&mut **tx).await?;
+            .push(
+                " AND fans.wechat_id = v.column1 AND fans.wenober = v.column2 \
+                 AND (fans.last_chat_time IS NULL OR fans.last_chat_time < v.column3)",
+            );
+        q.execute(tx).await?;
     }
     Ok(ids)
 }

@@ -169,6 +169,10 @@ impl ImportFile {
     }
 }
 
+/// Chats handed to `insert_chats_tx` per call: large enough that its multi-row
+/// statements run full, small enough for a smooth progress bar.
+const IMPORT_CHATS_PER_CALL: usize = 10_000;
+
 /// Validated, converted records, ready to write.
 pub(crate) struct Prepared {
     pub(crate) wechat_times: Vec<i64>,
@@ -189,6 +193,10 @@ impl Tenant<'_> {
     ) -> Result<ImportSummary, ImportError> {
         let m = self.m.get();
         let mut tx = self.begin().await?;
+        // Lock order (see `insert_chats_tx`): the merchant's `chat` id counter before any
+        // fan row. Chat recording takes them in this order; an import that upserted fans
+        // first and reached the counter second could deadlock against it on PostgreSQL.
+        take_ids(&mut tx, self.m, "chat", 0).await?;
         let mut sum = ImportSummary::new();
         let t = now();
 
@@ -362,7 +370,7 @@ impl Tenant<'_> {
             records: p.chats.len() as u64,
             changed: 0,
         };
-        for chunk in p.chats.chunks(2000) {
+        for chunk in p.chats.chunks(IMPORT_CHATS_PER_CALL) {
             k.changed += insert_chats_tx(&mut tx, self.m, chunk).await?.len() as u64;
             progress(chunk.len() as u64);
         }

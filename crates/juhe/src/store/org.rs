@@ -170,18 +170,34 @@ impl Tenant<'_> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let found: Vec<(i64,)> = self
+            .wechats_among(ids)
+            .fetch_all(self.store.read_pool())
+            .await?;
+        Ok(missing(ids, found))
+    }
+
+    /// [`Tenant::unknown_wechats`] read inside the caller's transaction, so a writer that
+    /// holds one never waits for a second connection.
+    pub async fn unknown_wechats_in(
+        &self,
+        tx: &mut super::idempotency::Tx,
+        ids: &[i64],
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found: Vec<(i64,)> = self.wechats_among(ids).fetch_all(&mut **tx).await?;
+        Ok(missing(ids, found))
+    }
+
+    fn wechats_among(&self, ids: &[i64]) -> Sql {
         let mut q = Sql::new("SELECT wechat_id FROM wechats WHERE merchant_id = ");
         q.bind(self.m.get())
             .push(" AND wechat_id IN (")
             .bind_list(ids.iter().copied())
             .push(")");
-        let found: Vec<(i64,)> = q.fetch_all(self.store.read_pool()).await?;
-        let found: std::collections::HashSet<i64> = found.into_iter().map(|(c,)| c).collect();
-        Ok(ids
-            .iter()
-            .filter(|c| !found.contains(*c))
-            .copied()
-            .collect())
+        q
     }
 
     pub async fn fan_exists(&self, wechat_id: i64, wenober: &str) -> Result<bool, sqlx::Error> {
@@ -193,4 +209,13 @@ impl Tenant<'_> {
             .bind(wenober.to_owned());
         Ok(q.scalar::<i64, _>(self.store.read_pool()).await? > 0)
     }
+}
+
+/// The ids of `ids` not among `found`, in input order.
+fn missing(ids: &[i64], found: Vec<(i64,)>) -> Vec<i64> {
+    let found: std::collections::HashSet<i64> = found.into_iter().map(|(c,)| c).collect();
+    ids.iter()
+        .filter(|c| !found.contains(*c))
+        .copied()
+        .collect()
 }

@@ -21,6 +21,7 @@ mod report;
 mod sync;
 mod tenancy;
 mod todo;
+mod write_path;
 
 /// CI sets JUHE_REQUIRE_POSTGRES=1: then a missing PostgreSQL URL is a failure, not a skip.
 #[test]
