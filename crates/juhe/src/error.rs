@@ -40,6 +40,9 @@ pub enum Code {
     NoSuchRoute,
     /// Request body larger than the configured limit.
     BodyTooLarge,
+    /// The request did not finish within `api.request_timeout_seconds`; nothing of it
+    /// was written. Retry later, or narrow the request.
+    Timeout,
 }
 
 impl Code {
@@ -59,6 +62,7 @@ impl Code {
             Code::Forbidden => 200104,
             Code::NoSuchRoute => 200105,
             Code::BodyTooLarge => 200106,
+            Code::Timeout => 200107,
         }
     }
 
@@ -77,11 +81,12 @@ impl Code {
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::Timeout => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// Every code, for the documentation page and its test.
-    pub const ALL: [Code; 14] = [
+    pub const ALL: [Code; 15] = [
         Code::Success,
         Code::FriendNotFound,
         Code::StaffNotFound,
@@ -96,6 +101,7 @@ impl Code {
         Code::Forbidden,
         Code::NoSuchRoute,
         Code::BodyTooLarge,
+        Code::Timeout,
     ];
 }
 

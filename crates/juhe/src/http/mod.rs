@@ -6,6 +6,7 @@ pub mod bulk_send;
 pub mod chat;
 pub mod extract;
 pub mod friend;
+pub mod limits;
 pub mod meeting;
 pub mod ops;
 pub mod report;
@@ -38,18 +39,21 @@ pub struct AppState {
     pub offset: FixedOffset,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<Limiter>,
+    pub expensive: Arc<limits::ExpensiveCap>,
 }
 
 impl AppState {
     pub fn new(store: Store, cfg: Config) -> anyhow::Result<AppState> {
         let offset = cfg.offset()?;
         let limiter = Arc::new(Limiter::new(&cfg.rate_limit));
+        let expensive = Arc::new(limits::ExpensiveCap::new(cfg.api.max_concurrent_expensive));
         Ok(AppState {
             store,
             cfg: Arc::new(cfg),
             offset,
             metrics: Metrics::new(),
             limiter,
+            expensive,
         })
     }
 }
@@ -73,6 +77,15 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(mark_route))
         // Enforced by the body extractor, so an oversized body gets the envelope (200106).
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::expensive_cap,
+        ))
+        // Inside the request middleware, so a timeout is logged and counted like any answer.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::timeout,
+        ))
         // A bug must still answer with the envelope (200011), inside the request's span.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {

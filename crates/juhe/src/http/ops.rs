@@ -367,6 +367,7 @@ pub fn code_meaning(c: Code) -> &'static str {
         Code::Forbidden => "not allowed to act for the requested tenant (Juhe)",
         Code::NoSuchRoute => "no such API path or method (Juhe)",
         Code::BodyTooLarge => "request body too large (Juhe)",
+        Code::Timeout => "request timed out; nothing was written (Juhe)",
     }
 }
 
