@@ -67,7 +67,22 @@ struct ChatRow {
 }
 
 impl FastRow for ChatRow {
-    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    const COLUMNS: Option<&'static [&'static str]> = Some(&[
+        "chat_id",
+        "talker",
+        "issend",
+        "resvred",
+        "wechat_id",
+        "updated_at",
+        "msg_type",
+        "sermsgid",
+        "chat_time",
+        "content",
+        "staff_code",
+        "voice_txt",
+        "expand",
+    ]);
+    fn from_columns(r: &super::fast::Columns<'_>) -> rusqlite::Result<Self> {
         Ok(ChatRow {
             chat_id: r.get(0)?,
             talker: r.get(1)?,
