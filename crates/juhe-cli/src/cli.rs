@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use juhe::app::{init_logging, shutdown_signal, Application};
+use juhe::app::{init_logging, Application, ShutdownSignals};
 use juhe::config::{Config, LogFormat, Overrides, DEFAULT_CONFIG};
 use juhe::store::import::{ImportError, ImportFile, ImportSummary};
 use juhe::store::{MerchantId, Store};
@@ -49,6 +49,15 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent copy of a SQLite database while the server runs (PostgreSQL: use pg_dump).
+    Backup {
+        /// The copy to write; an existing file is refused unless --force.
+        #[arg(long)]
+        to: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print a commented default configuration file.
     DefaultConfig,
     /// Manage merchants (租户).
@@ -213,6 +222,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("migrations applied");
             Ok(())
         }
+        Command::Backup { to, force } => {
+            let store = open_store(&cfg).await?;
+            let r = store.backup_to(&to, force).await;
+            store.close().await;
+            let bytes = r?;
+            print_json(&serde_json::json!({"backup": to, "bytes": bytes}))
+        }
         Command::Merchant(cmd) => {
             let store = open_store(&cfg).await?;
             let admin = store.admin();
@@ -298,13 +314,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let signal = shutdown_signal();
+    let signals = ShutdownSignals::register();
     let app = Application::build(cfg).await?;
-    let token = app.shutdown_token();
-    tokio::spawn(async move {
-        signal.await;
-        token.cancel();
-    });
+    signals.spawn_handler(app.shutdown_token());
     app.run().await
 }
 
@@ -353,7 +365,7 @@ pub async fn import_with_progress(
 const DEMO_MERCHANT: &str = "演示商户 Demo";
 
 async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
-    let signal = shutdown_signal();
+    let signals = ShutdownSignals::register();
     let offset = cfg.offset()?;
     let db = juhe::store::redact(&cfg.database_url);
     let store = open_store(&cfg).await?;
@@ -430,10 +442,6 @@ async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
     );
     println!();
     println!("API reference: {base}/docs   OpenAPI: {base}/openapi.json   Metrics: {base}/metrics");
-    let token = app.shutdown_token();
-    tokio::spawn(async move {
-        signal.await;
-        token.cancel();
-    });
+    signals.spawn_handler(app.shutdown_token());
     app.run().await
 }

@@ -129,6 +129,64 @@ async fn sweep_expired_tokens(store: Store, every: Duration, stop: CancellationT
     }
 }
 
+/// Status of a forced exit: the conventional 128 + SIGINT, so a supervisor sees that the
+/// process did not stop cleanly.
+pub const FORCED_EXIT_STATUS: i32 = 130;
+
+/// SIGTERM and Ctrl-C, registered at creation (see [`shutdown_signal`] for why) and
+/// receivable more than once.
+pub struct ShutdownSignals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    pub fn register() -> ShutdownSignals {
+        ShutdownSignals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Resolves at the next SIGTERM or Ctrl-C.
+    pub async fn next(&mut self) {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await
+            }
+        };
+        #[cfg(unix)]
+        let term = async {
+            match &mut self.term {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
+        }
+    }
+
+    /// The first signal cancels `token` (drain and stop); a second one ends the process at
+    /// once with [`FORCED_EXIT_STATUS`], for an operator whose drain is stuck on a request
+    /// that will not finish. The store is not closed then: SQLite's WAL keeps what was
+    /// committed, and the next start recovers it.
+    pub fn spawn_handler(mut self, token: CancellationToken) {
+        tokio::spawn(async move {
+            self.next().await;
+            token.cancel();
+            self.next().await;
+            tracing::error!("second shutdown signal: exiting without waiting for the drain");
+            std::process::exit(FORCED_EXIT_STATUS);
+        });
+    }
+}
+
 /// Resolves when SIGTERM or Ctrl-C arrives. The SIGTERM handler is registered when this
 /// is called, not when first polled, so call it before the listener accepts anything: a
 /// SIGTERM that races start-up must still mean "drain and stop", not "die".

@@ -79,6 +79,10 @@ pub struct ApiConfig {
     pub default_page_size: i64,
     pub max_body_bytes: usize,
     pub idempotency_ttl_seconds: i64,
+    /// A request still running after this long is answered with the envelope (200108).
+    pub request_timeout_seconds: u64,
+    /// Expensive requests (reports, counts) one merchant may run at once; 0 = no cap.
+    pub max_concurrent_expensive: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,6 +199,9 @@ impl Config {
         }
         if self.api.max_body_bytes < 1024 {
             bail!("api.max_body_bytes must be at least 1024");
+        }
+        if self.api.request_timeout_seconds < 1 {
+            bail!("api.request_timeout_seconds must be at least 1");
         }
         if self.rate_limit.per_second > 0 && self.rate_limit.burst == 0 {
             bail!("rate_limit.burst must be at least 1 when rate limiting is on");

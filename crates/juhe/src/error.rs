@@ -42,6 +42,9 @@ pub enum Code {
     BodyTooLarge,
     /// The path exists but not with this method; `Allow` lists the methods it takes.
     MethodNotAllowed,
+    /// The request did not finish within `api.request_timeout_seconds`; nothing of it
+    /// was written. Retry later, or narrow the request.
+    Timeout,
 }
 
 impl Code {
@@ -62,6 +65,7 @@ impl Code {
             Code::NoSuchRoute => 200105,
             Code::BodyTooLarge => 200106,
             Code::MethodNotAllowed => 200107,
+            Code::Timeout => 200108,
         }
     }
 
@@ -81,11 +85,12 @@ impl Code {
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::Timeout => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// Every code, for the documentation page and its test.
-    pub const ALL: [Code; 15] = [
+    pub const ALL: [Code; 16] = [
         Code::Success,
         Code::FriendNotFound,
         Code::StaffNotFound,
@@ -101,6 +106,7 @@ impl Code {
         Code::NoSuchRoute,
         Code::BodyTooLarge,
         Code::MethodNotAllowed,
+        Code::Timeout,
     ];
 }
 

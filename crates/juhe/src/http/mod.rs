@@ -6,6 +6,7 @@ pub mod bulk_send;
 pub mod chat;
 pub mod extract;
 pub mod friend;
+pub mod limits;
 pub mod meeting;
 pub mod ops;
 pub mod report;
@@ -39,6 +40,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<Limiter>,
     pub auth_limits: Arc<AuthLimits>,
+    pub expensive: Arc<limits::ExpensiveCap>,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
         let offset = cfg.offset()?;
         let limiter = Arc::new(Limiter::new(&cfg.rate_limit));
         let auth_limits = Arc::new(AuthLimits::new(&cfg.auth));
+        let expensive = Arc::new(limits::ExpensiveCap::new(cfg.api.max_concurrent_expensive));
         Ok(AppState {
             store,
             cfg: Arc::new(cfg),
@@ -53,6 +56,7 @@ impl AppState {
             metrics: Metrics::new(),
             limiter,
             auth_limits,
+            expensive,
         })
     }
 }
@@ -77,6 +81,15 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(mark_route))
         // Enforced by the body extractor, so an oversized body gets the envelope (200106).
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::expensive_cap,
+        ))
+        // Inside the request middleware, so a timeout is logged and counted like any answer.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::timeout,
+        ))
         // A bug must still answer with the envelope (200011), inside the request's span.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {

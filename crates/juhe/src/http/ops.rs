@@ -1028,14 +1028,13 @@ pub fn code_meaning(c: Code) -> &'static str {
         Code::ServerError => "server error (details in the server log under the requestId)",
         Code::ParamError => "调用方参数错误: parameter error; errdesc names the field",
         Code::NotFound => "record not found for this merchant (Juhe)",
-        Code::IdempotencyConflict => {
-            "Idempotency-Key reused with a different request, or still in progress (Juhe)"
-        }
+        Code::IdempotencyConflict => "Idempotency-Key reused with a different request (Juhe)",
         Code::RateLimited => "rate limit exceeded; see Retry-After (Juhe)",
         Code::Forbidden => "not allowed to act for the requested tenant (Juhe)",
         Code::NoSuchRoute => "no such API path (Juhe)",
         Code::BodyTooLarge => "request body too large (Juhe)",
         Code::MethodNotAllowed => "wrong HTTP method for this path; see the Allow header (Juhe)",
+        Code::Timeout => "request timed out; nothing was written (Juhe)",
     }
 }
 

@@ -35,7 +35,7 @@ pub struct Conversation {
 }
 
 /// One page of one conversation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChatPage {
     pub conversation: Conversation,
     pub rows: Vec<ChatRow>,
@@ -44,7 +44,22 @@ pub struct ChatPage {
 }
 
 impl FastRow for ChatRow {
-    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    const COLUMNS: Option<&'static [&'static str]> = Some(&[
+        "chat_id",
+        "talker",
+        "issend",
+        "resvred",
+        "wechat_id",
+        "updated_at",
+        "msg_type",
+        "sermsgid",
+        "chat_time",
+        "content",
+        "staff_code",
+        "voice_txt",
+        "expand",
+    ]);
+    fn from_columns(r: &super::fast::Columns<'_>) -> rusqlite::Result<Self> {
         Ok(ChatRow {
             chat_id: r.get(0)?,
             talker: r.get(1)?,
@@ -74,34 +89,39 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for FeedRow {
     fn from_row(r: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
         use sqlx::Row;
         Ok(FeedRow {
-            chat: ChatRow {
-                chat_id: r.try_get(0)?,
-                talker: r.try_get(1)?,
-                issend: r.try_get(2)?,
-                resvred: r.try_get(3)?,
-                wechat_id: r.try_get(4)?,
-                updated_at: r.try_get(5)?,
-                msg_type: r.try_get(6)?,
-                sermsgid: r.try_get(7)?,
-                chat_time: r.try_get(8)?,
-                content: r.try_get(9)?,
-                staff_code: r.try_get(10)?,
-                voice_txt: r.try_get(11)?,
-                expand: r.try_get(12)?,
-            },
+            chat: ChatRow::from_row(r)?,
             conversation: Conversation {
-                wechat_nober: r.try_get(13)?,
-                fan_photo: r.try_get(14)?,
-                fan_name: r.try_get(15)?,
+                wechat_nober: r.try_get("nober")?,
+                fan_photo: r.try_get("photo")?,
+                fan_name: r.try_get("name")?,
             },
         })
     }
 }
 
 impl FastRow for FeedRow {
-    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    // The chat's columns first, at the positions ChatRow reads them from.
+    const COLUMNS: Option<&'static [&'static str]> = Some(&[
+        "chat_id",
+        "talker",
+        "issend",
+        "resvred",
+        "wechat_id",
+        "updated_at",
+        "msg_type",
+        "sermsgid",
+        "chat_time",
+        "content",
+        "staff_code",
+        "voice_txt",
+        "expand",
+        "nober",
+        "photo",
+        "name",
+    ]);
+    fn from_columns(r: &super::fast::Columns<'_>) -> rusqlite::Result<Self> {
         Ok(FeedRow {
-            chat: ChatRow::from_rusqlite(r)?,
+            chat: ChatRow::from_columns(r)?,
             conversation: Conversation {
                 wechat_nober: r.get(13)?,
                 fan_photo: r.get(14)?,
@@ -314,8 +334,8 @@ impl Tenant<'_> {
     ) -> Result<(Vec<FeedRow>, bool), sqlx::Error> {
         let mut q = Sql::new(
             "SELECT c.chat_id, c.talker, c.issend, c.resvred, c.wechat_id, c.updated_at, c.msg_type, c.sermsgid, \
-             c.chat_time, c.content, c.staff_code, c.voice_txt, c.expand, COALESCE(w.wechat_nober, ''), \
-             COALESCE(f.photo, ''), COALESCE(f.name, '') FROM chats c \
+             c.chat_time, c.content, c.staff_code, c.voice_txt, c.expand, COALESCE(w.wechat_nober, '') AS nober, \
+             COALESCE(f.photo, '') AS photo, COALESCE(f.name, '') AS name FROM chats c \
              LEFT JOIN wechats w ON w.merchant_id = c.merchant_id AND w.wechat_id = c.wechat_id \
              LEFT JOIN fans f ON f.merchant_id = c.merchant_id AND f.wechat_id = c.wechat_id AND f.wenober = c.talker \
              WHERE c.merchant_id = ",

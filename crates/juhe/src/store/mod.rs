@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Arguments, Encode, Executor, FromRow, Type};
+use sqlx::{Any, AnyPool, Executor, FromRow, Type};
 
 /// Which SQL engine is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -360,22 +360,19 @@ impl Tenant<'_> {
 }
 
 /// A SQL statement assembled piece by piece with `$n` placeholders, which both SQLite
-/// and PostgreSQL understand. Placeholders are numbered in order of appearance.
+/// and PostgreSQL understand. Placeholders are numbered in order of appearance. The values
+/// are kept once, as [`fast::Param`]s; sqlx's arguments are built from them when the
+/// statement runs, and the synchronous SQLite path (`fast`) binds them directly.
 pub struct Sql {
     text: String,
-    args: AnyArguments<'static>,
-    /// The same values again, for the synchronous SQLite read path (`fast`).
     params: Vec<fast::Param>,
-    n: usize,
 }
 
 impl Sql {
     pub fn new(text: &str) -> Sql {
         Sql {
             text: text.to_owned(),
-            args: AnyArguments::default(),
             params: Vec::new(),
-            n: 0,
         }
     }
 
@@ -387,21 +384,18 @@ impl Sql {
     /// Appends a placeholder bound to `v`.
     pub fn bind<T>(&mut self, v: T) -> &mut Self
     where
-        T: 'static + Send + Encode<'static, Any> + Type<Any> + Clone + Into<fast::Param>,
+        T: Into<fast::Param>,
     {
-        self.n += 1;
+        self.params.push(v.into());
         self.text.push('$');
-        self.text.push_str(&self.n.to_string());
-        self.params.push(v.clone().into());
-        // Adding a value of a supported type cannot fail for the Any driver.
-        let _ = self.args.add(v);
+        self.text.push_str(&self.params.len().to_string());
         self
     }
 
     /// Appends `$a, $b, …` for a list of values (for `IN (…)`).
     pub fn bind_list<T>(&mut self, vs: impl IntoIterator<Item = T>) -> &mut Self
     where
-        T: 'static + Send + Encode<'static, Any> + Type<Any> + Clone + Into<fast::Param>,
+        T: Into<fast::Param>,
     {
         for (i, v) in vs.into_iter().enumerate() {
             if i > 0 {
@@ -416,7 +410,7 @@ impl Sql {
     /// (every range filter of the API is inclusive).
     pub fn range<T>(&mut self, col: &str, start: Option<T>, end: Option<T>) -> &mut Self
     where
-        T: 'static + Send + Encode<'static, Any> + Type<Any> + Clone + Into<fast::Param>,
+        T: Into<fast::Param>,
     {
         if let Some(s) = start {
             self.push(" AND ").push(col).push(" >= ").bind(s);
@@ -431,14 +425,44 @@ impl Sql {
         &self.text
     }
 
+    /// The text and the values as sqlx arguments, moved (not copied) out of `self`.
+    fn into_parts(self) -> (String, AnyArguments<'static>) {
+        let mut args = AnyArguments::default();
+        for p in self.params {
+            p.add_to(&mut args);
+        }
+        (self.text, args)
+    }
+
     pub async fn fetch_all<'e, R, E>(self, ex: E) -> Result<Vec<R>, sqlx::Error>
     where
         R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
         E: Executor<'e, Database = Any>,
     {
-        sqlx::query_as_with::<_, R, _>(&self.text, self.args)
+        let (text, args) = self.into_parts();
+        sqlx::query_as_with::<_, R, _>(&text, args)
             .fetch_all(ex)
             .await
+    }
+
+    /// Streams the rows through `each` one at a time, so a long result (a report's
+    /// year of chats) never sits in memory whole.
+    pub async fn for_each<'e, R, E>(
+        self,
+        ex: E,
+        mut each: impl FnMut(&R),
+    ) -> Result<(), sqlx::Error>
+    where
+        R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+        E: Executor<'e, Database = Any>,
+    {
+        use futures_util::TryStreamExt;
+        let (text, args) = self.into_parts();
+        let mut rows = sqlx::query_as_with::<_, R, _>(&text, args).fetch(ex);
+        while let Some(row) = rows.try_next().await? {
+            each(&row);
+        }
+        Ok(())
     }
 
     pub async fn fetch_optional<'e, R, E>(self, ex: E) -> Result<Option<R>, sqlx::Error>
@@ -446,7 +470,8 @@ impl Sql {
         R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
         E: Executor<'e, Database = Any>,
     {
-        sqlx::query_as_with::<_, R, _>(&self.text, self.args)
+        let (text, args) = self.into_parts();
+        sqlx::query_as_with::<_, R, _>(&text, args)
             .fetch_optional(ex)
             .await
     }
@@ -456,7 +481,8 @@ impl Sql {
         R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
         E: Executor<'e, Database = Any>,
     {
-        sqlx::query_as_with::<_, R, _>(&self.text, self.args)
+        let (text, args) = self.into_parts();
+        sqlx::query_as_with::<_, R, _>(&text, args)
             .fetch_one(ex)
             .await
     }
@@ -466,7 +492,8 @@ impl Sql {
         T: Send + Unpin + for<'r> sqlx::Decode<'r, Any> + Type<Any>,
         E: Executor<'e, Database = Any>,
     {
-        sqlx::query_scalar_with::<_, T, _>(&self.text, self.args)
+        let (text, args) = self.into_parts();
+        sqlx::query_scalar_with::<_, T, _>(&text, args)
             .fetch_one(ex)
             .await
     }
@@ -475,7 +502,8 @@ impl Sql {
     where
         E: Executor<'e, Database = Any>,
     {
-        Ok(sqlx::query_with(&self.text, self.args)
+        let (text, args) = self.into_parts();
+        Ok(sqlx::query_with(&text, args)
             .execute(ex)
             .await?
             .rows_affected())
@@ -639,6 +667,131 @@ mod tests {
         assert_eq!(n, 200);
         a.close().await;
         b.close().await;
+    }
+
+    /// The same store without the synchronous SQLite read path: every read through sqlx.
+    fn without_fast_reads(store: &Store) -> Store {
+        Store {
+            fast: None,
+            ..store.clone()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_fast_read_path_returns_exactly_what_the_sqlx_path_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/same.db", dir.path().display());
+        let fast = Store::open(&url, 2).await.unwrap();
+        assert!(fast.fast.is_some());
+        let slow = without_fast_reads(&fast);
+        let creds = fast.admin().create_merchant("m").await.unwrap();
+        let m = fast
+            .admin()
+            .merchant(creds.merchant_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let file =
+            import::ImportFile::from_json(include_bytes!("../../tests/fixtures/org-example.json"))
+                .unwrap();
+        crate::core::import::import(
+            fast.tenant(m),
+            &file,
+            chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        // NULL and non-NULL optional columns, and text that needs no escaping anywhere.
+        let chats: Vec<chats::NewChat> = (0..30)
+            .map(|i| chats::NewChat {
+                wechat_id: 135389,
+                talker: "wxid_fan0001".into(),
+                issend: i % 2,
+                msg_type: 1 + i % 3,
+                content: format!("第{i}条 'quoted' \"x\""),
+                resvred: (i % 2 == 0).then(|| format!("%7B%22n%22%3A{i}%7D")),
+                sermsgid: format!("same-{i}"),
+                chat_time: 1_714_615_200 + i * 60,
+                staff_code: (i % 3 == 0).then(|| "S001".to_owned()),
+                voice_txt: (i % 5 == 0).then(|| "语音".to_owned()),
+                expand: if i % 4 == 0 {
+                    "x".into()
+                } else {
+                    String::new()
+                },
+            })
+            .collect();
+        fast.tenant(m).insert_chats(&chats).await.unwrap();
+        let filters = [
+            chats::ChatFilter {
+                wechat_id: 135389,
+                fans_key: "wxid_fan0001".into(),
+                ..Default::default()
+            },
+            chats::ChatFilter {
+                wechat_id: 135389,
+                fans_key: "wxid_fan0001".into(),
+                min_chatting_id: Some(5),
+                start: Some(1_714_615_200 + 300),
+                end: Some(1_714_615_200 + 1500),
+                ..Default::default()
+            },
+            chats::ChatFilter {
+                wechat_id: 135389,
+                fans_key: "wxid_fan0001".into(),
+                wechat_key: Some("shop_service01".into()),
+                ..Default::default()
+            },
+            chats::ChatFilter {
+                wechat_id: 999,
+                fans_key: "nobody".into(),
+                ..Default::default()
+            },
+        ];
+        let mut compared = 0;
+        for f in &filters {
+            for page in [Page { index: 1, size: 7 }, Page { index: 3, size: 7 }] {
+                let a = fast.tenant(m).chats_page(f, page).await.unwrap();
+                let b = slow.tenant(m).chats_page(f, page).await.unwrap();
+                assert_eq!(a, b, "{f:?} {page:?}");
+                compared += a.rows.len();
+            }
+        }
+        assert!(compared > 20, "the pages compared were nearly empty");
+        let token = fast
+            .admin()
+            .issue_token(
+                &creds.client_id,
+                &creds.client_secret,
+                "Ls.Qkl.PublicApi",
+                3600,
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .access_token;
+        for t in [token.as_str(), "no-such-token"] {
+            assert_eq!(
+                fast.admin().resolve_token(t).await.unwrap(),
+                slow.admin().resolve_token(t).await.unwrap()
+            );
+        }
+        assert!(fast.admin().resolve_token(&token).await.unwrap().is_some());
+        fast.close().await;
+    }
+
+    #[test]
+    fn a_null_keeps_its_type() {
+        assert_eq!(
+            fast::Param::from(None::<i64>),
+            fast::Param::Null(fast::Kind::Int)
+        );
+        assert_eq!(
+            fast::Param::from(None::<String>),
+            fast::Param::Null(fast::Kind::Text)
+        );
+        assert_eq!(fast::Param::from(Some(3_i64)), fast::Param::Int(3));
     }
 
     #[test]

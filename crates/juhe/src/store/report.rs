@@ -1,8 +1,6 @@
 //! The facts service reports are computed from (see `crate::report`), streamed: a 366-day
 //! report of a busy merchant never sits in memory at once.
 
-use futures_util::TryStreamExt;
-
 use super::{Sql, Tenant};
 use crate::report::ChatFact;
 
@@ -24,7 +22,7 @@ impl Tenant<'_> {
         start: i64,
         end: i64,
         filter: FactFilter,
-        mut each: impl FnMut(&ChatFact),
+        each: impl FnMut(&ChatFact),
     ) -> Result<(), sqlx::Error> {
         let m = self.m.get();
         let mut q = Sql::new(
@@ -47,11 +45,7 @@ impl Tenant<'_> {
             q.push(" AND f.relation_isflock = ").bind(k);
         }
         q.push(" ORDER BY c.wechat_id, c.talker, c.chat_time, c.chat_id");
-        let mut rows =
-            sqlx::query_as_with::<_, ChatFact, _>(&q.text, q.args).fetch(self.store.read_pool());
-        while let Some(row) = rows.try_next().await? {
-            each(&row);
-        }
-        Ok(())
+        q.for_each::<ChatFact, _>(self.store.read_pool(), each)
+            .await
     }
 }

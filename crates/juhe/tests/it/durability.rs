@@ -366,3 +366,89 @@ async fn after_a_clean_shutdown_the_sqlite_file_alone_holds_every_committed_row(
         .unwrap();
     assert_eq!(n, 200);
 }
+
+/// Opens a connection and sends a POST whose body never completes: the request is in
+/// flight (past authentication and any middleware) until the connection is dropped.
+async fn stuck_request(base: &str, path: &str, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s
+}
+
+/// Reads what the server answered on a raw connection (status line and body).
+async fn read_answer(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 8192];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("no answer within 10 s")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_outlives_the_timeout_is_answered_with_the_envelope_not_left_hanging() {
+    let app = TestApp::spawn_with(Db::Sqlite, |c| c.api.request_timeout_seconds = 1)
+        .await
+        .unwrap();
+    let t = app.fixture_merchant("m").await;
+    let start = Instant::now();
+    let mut s = stuck_request(&app.base, "/v2/Todo/AddRecordNew", &t.token).await;
+    let answer = read_answer(&mut s).await;
+    let took = start.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"errmsg\":200108"), "{answer}");
+    assert!(answer.contains("request_timeout_seconds"), "{answer}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert_eq!(
+        app.values("/v2/Todo/GetChargeDaffairesCount", &t.token, json!({}))
+            .await,
+        0
+    );
+}
+
+/// The per-merchant cap on expensive requests.
+mod cap {
+    use super::*;
+
+    on_both! {
+        async fn expensive_requests_over_the_per_merchant_cap_get_429_with_retry_after_and_other_merchants_are_unaffected(app) {
+            // The default cap is 2: hold both of merchant a's slots with reports still in flight.
+            let a = app.fixture_merchant("a").await;
+            let b = app.fixture_merchant("b").await;
+            let report = "/v2/Report/GetDataByStaffCustomer";
+            let held1 = stuck_request(&app.base, report, &a.token).await;
+            let held2 = stuck_request(&app.base, "/v2/Friend/GetFansCount", &a.token).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let r = app.http.post(format!("{}/v2/Todo/GetChargeDaffairesCount", app.base)).bearer_auth(&a.token).json(&json!({})).send().await.unwrap();
+            assert_eq!(r.status(), 429);
+            assert_eq!(r.headers()["retry-after"], "1");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["errmsg"], 200103, "{v}");
+            assert!(v["errdesc"].as_str().unwrap().contains("max_concurrent_expensive"), "{v}");
+            // Cheap requests of the same merchant and expensive ones of another still run.
+            app.ok("/v2/Todo/GetChargeDaffairesList", &a.token, json!({})).await;
+            assert_eq!(app.values("/v2/Todo/GetChargeDaffairesCount", &b.token, json!({})).await, 0);
+            // Slots come back when the requests end.
+            drop(held1);
+            drop(held2);
+            let start = Instant::now();
+            loop {
+                let (status, v) = app.post("/v2/Todo/GetChargeDaffairesCount", &a.token, json!({})).await;
+                if status == 200 {
+                    assert_eq!(v["values"], 0);
+                    break;
+                }
+                assert!(start.elapsed() < Duration::from_secs(5), "slots were not released: {v}");
+            }
+        }
+    }
+}
