@@ -4,11 +4,11 @@
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
@@ -174,6 +174,37 @@ pub async fn note_unknown_fields(mut req: Request, next: Next) -> Response {
 }
 
 pub const UNKNOWN_FIELDS_HEADER: &str = "x-juhe-unknown-fields";
+
+/// Route middleware: reads the whole body (up to `api.max_body_bytes`) before the handler
+/// runs. A handler or extractor that answers without reading it (a GET with a body, a bad
+/// token, a rate limit) would otherwise close the connection with the body unread, and the
+/// kernel's reset can destroy the answer before the client reads it.
+pub async fn buffer_body(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if axum::body::HttpBody::size_hint(req.body()).exact() == Some(0) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match read_all(body, st.cfg.api.max_body_bytes).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Reads a body up to `limit` bytes, as the body extractor would report a failure.
+pub async fn read_all(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                Code::BodyTooLarge,
+                "body: larger than the configured limit (api.max_body_bytes)",
+            )
+        } else {
+            ApiError::param("body", format!("could not be read: {e}"))
+        }
+    })
+}
 
 /// `a, b, c`: field names as sent, percent-encoded where a header cannot carry them,
 /// each cut to 64 characters and at most 20 of them (with a count of the rest).
