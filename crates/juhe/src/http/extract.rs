@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
@@ -156,38 +156,37 @@ where
 }
 
 /// Where the body extractor leaves the `X-Juhe-Unknown-Fields` value for
-/// [`note_unknown_fields`] to put on the response (an extractor cannot touch the response).
+/// [`prepare_body`] to put on the response (an extractor cannot touch the response).
 #[derive(Clone, Default)]
 pub struct UnknownFields(Arc<OnceLock<HeaderValue>>);
 
-/// Route middleware: names the request's ignored fields in a response header, so a typo
-/// such as `fanskee` is visible at once instead of silently matching everything.
-pub async fn note_unknown_fields(mut req: Request, next: Next) -> Response {
+pub const UNKNOWN_FIELDS_HEADER: &str = "x-juhe-unknown-fields";
+
+/// Route middleware, one layer for two jobs around the body:
+/// - reads the whole body (up to `limit`, `api.max_body_bytes`) before the handler runs.
+///   A handler or extractor that answers without reading it (a GET with a body, a bad
+///   token, a rate limit) would otherwise close the connection with the body unread, and
+///   the kernel's reset can destroy the answer before the client reads it;
+/// - names the request's ignored fields in a response header, so a typo such as `fanskee`
+///   is visible at once instead of silently matching everything.
+pub async fn prepare_body(limit: usize, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
     let slot = UnknownFields::default();
-    req.extensions_mut().insert(slot.clone());
+    parts.extensions.insert(slot.clone());
+    let req = if axum::body::HttpBody::size_hint(&body).exact() == Some(0) {
+        Request::from_parts(parts, body)
+    } else {
+        match read_all(body, limit).await {
+            Ok(bytes) => Request::from_parts(parts, bytes.into()),
+            Err(e) => return e.into_response(),
+        }
+    };
     let mut resp = next.run(req).await;
     if let Some(v) = slot.0.get() {
         resp.headers_mut()
             .insert(HeaderName::from_static(UNKNOWN_FIELDS_HEADER), v.clone());
     }
     resp
-}
-
-pub const UNKNOWN_FIELDS_HEADER: &str = "x-juhe-unknown-fields";
-
-/// Route middleware: reads the whole body (up to `api.max_body_bytes`) before the handler
-/// runs. A handler or extractor that answers without reading it (a GET with a body, a bad
-/// token, a rate limit) would otherwise close the connection with the body unread, and the
-/// kernel's reset can destroy the answer before the client reads it.
-pub async fn buffer_body(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if axum::body::HttpBody::size_hint(req.body()).exact() == Some(0) {
-        return next.run(req).await;
-    }
-    let (parts, body) = req.into_parts();
-    match read_all(body, st.cfg.api.max_body_bytes).await {
-        Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
-        Err(e) => e.into_response(),
-    }
 }
 
 /// Reads a body up to `limit` bytes, as the body extractor would report a failure.

@@ -70,11 +70,9 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .fallback(no_such_route)
         .method_not_allowed_fallback(wrong_method)
-        .route_layer(middleware::from_fn(extract::note_unknown_fields))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            extract::buffer_body,
-        ))
+        .route_layer(middleware::from_fn(move |req: Request, next: Next| {
+            extract::prepare_body(body_limit, req, next)
+        }))
         .route_layer(middleware::from_fn(mark_route))
         // Enforced by the body extractor, so an oversized body gets the envelope (200106).
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
