@@ -8,7 +8,7 @@ use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
@@ -183,15 +183,31 @@ where
 }
 
 /// Where the body extractor leaves the `X-Juhe-Unknown-Fields` value for
-/// [`note_unknown_fields`] to put on the response (an extractor cannot touch the response).
+/// [`prepare_body`] to put on the response (an extractor cannot touch the response).
 #[derive(Clone, Default)]
 pub struct UnknownFields(Arc<OnceLock<HeaderValue>>);
 
-/// Route middleware: names the request's ignored fields in a response header, so a typo
-/// such as `fanskee` is visible at once instead of silently matching everything.
-pub async fn note_unknown_fields(mut req: Request, next: Next) -> Response {
+pub const UNKNOWN_FIELDS_HEADER: &str = "x-juhe-unknown-fields";
+
+/// Route middleware, one layer for two jobs around the body:
+/// - reads the whole body (up to `limit`, `api.max_body_bytes`) before the handler runs.
+///   A handler or extractor that answers without reading it (a GET with a body, a bad
+///   token, a rate limit) would otherwise close the connection with the body unread, and
+///   the kernel's reset can destroy the answer before the client reads it;
+/// - names the request's ignored fields in a response header, so a typo such as `fanskee`
+///   is visible at once instead of silently matching everything.
+pub async fn prepare_body(limit: usize, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
     let slot = UnknownFields::default();
-    req.extensions_mut().insert(slot.clone());
+    parts.extensions.insert(slot.clone());
+    let req = if axum::body::HttpBody::size_hint(&body).exact() == Some(0) {
+        Request::from_parts(parts, body)
+    } else {
+        match read_all(body, limit).await {
+            Ok(bytes) => Request::from_parts(parts, bytes.into()),
+            Err(e) => return e.into_response(),
+        }
+    };
     let mut resp = next.run(req).await;
     if let Some(v) = slot.0.get() {
         resp.headers_mut()
@@ -200,7 +216,21 @@ pub async fn note_unknown_fields(mut req: Request, next: Next) -> Response {
     resp
 }
 
-pub const UNKNOWN_FIELDS_HEADER: &str = "x-juhe-unknown-fields";
+/// Reads a body up to `limit` bytes, as the body extractor would report a failure.
+pub async fn read_all(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                Code::BodyTooLarge,
+                "body: larger than the configured limit (api.max_body_bytes)",
+            )
+        } else {
+            ApiError::param("body", format!("could not be read: {e}"))
+        }
+    })
+}
 
 /// `a, b, c`: field names as sent, percent-encoded where a header cannot carry them,
 /// each cut to 64 characters and at most 20 of them (with a count of the rest).

@@ -77,7 +77,9 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .fallback(no_such_route)
         .method_not_allowed_fallback(wrong_method)
-        .route_layer(middleware::from_fn(extract::note_unknown_fields))
+        .route_layer(middleware::from_fn(move |req: Request, next: Next| {
+            extract::prepare_body(body_limit, req, next)
+        }))
         .route_layer(middleware::from_fn(mark_route))
         // Enforced by the body extractor, so an oversized body gets the envelope (200106).
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
@@ -103,7 +105,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn no_such_route(req: Request) -> ApiError {
+async fn no_such_route(State(st): State<AppState>, req: Request) -> ApiError {
+    let (parts, body) = req.into_parts();
+    // Read (and drop) the body so that closing the connection cannot destroy this answer.
+    if let Err(e) = extract::read_all(body, st.cfg.api.max_body_bytes).await {
+        return e;
+    }
+    let req = Request::from_parts(parts, ());
     ApiError::new(
         Code::NoSuchRoute,
         format!(

@@ -207,4 +207,20 @@ on_both! {
         let (s, _, v) = raw(&app, reqwest::Method::POST, p, &t.token, None, deep_unknown).await;
         assert!(s == 200 || (s == 400 && v["errdesc"].as_str().unwrap().starts_with("body")), "{s}: {v}");
     }
+
+    async fn an_answer_given_before_a_large_body_is_read_still_reaches_the_client(app) {
+        let t = app.fixture_merchant("m").await;
+        let big = serde_json::to_vec(&json!({"zz": "x".repeat(900_000)})).unwrap();
+        for _ in 0..5 {
+            // GetDepartList takes no body; a bad token is refused before the body is needed.
+            let (s, _, v) = raw(&app, reqwest::Method::GET, "/v2/System/GetDepartList", &t.token, None, big.clone()).await;
+            assert_eq!(s, 200, "{v}");
+            let (s, _, v) = raw(&app, reqwest::Method::POST, "/v2/Friend/GetFansCount", "no-such-token", None, big.clone()).await;
+            assert_eq!((s, v["errmsg"].as_i64().unwrap()), (401, 10003));
+            let (s, _, v) = raw(&app, reqwest::Method::POST, "/v2/No/Such", &t.token, None, big.clone()).await;
+            assert_eq!((s, v["errmsg"].as_i64().unwrap()), (404, 200105));
+            let (s, _, v) = raw(&app, reqwest::Method::PUT, "/v2/Friend/GetFansCount", &t.token, None, big.clone()).await;
+            assert_eq!((s, v["errmsg"].as_i64().unwrap()), (405, 200107));
+        }
+    }
 }
