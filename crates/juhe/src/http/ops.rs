@@ -101,7 +101,12 @@ const REQUIRED: [(&str, &[&str]); 7] = [
     ("/v2/ChatMess/GetChat", &["wechatId", "fansKey"]),
     (
         "/v2/Todo/AddRecord",
-        &["AdWecharId", "RemindTitle", "FollowupsiTuation", "RemindTime"],
+        &[
+            "AdWecharId",
+            "RemindTitle",
+            "FollowupsiTuation",
+            "RemindTime",
+        ],
     ),
     (
         "/v2/Todo/AddRecordNew",
@@ -191,7 +196,12 @@ fn complete(mut doc: serde_json::Value) -> serde_json::Value {
             if name.starts_with("Envelope") {
                 // Lists always carry `page`; single values never do.
                 let mut req = vec![
-                    "requestId", "errmsg", "succeed", "msgTime", "values", "errdesc",
+                    "requestId",
+                    "errmsg",
+                    "succeed",
+                    "msgTime",
+                    "values",
+                    "errdesc",
                 ];
                 if s["properties"]["values"]["type"] == "array" {
                     req.push("page");
@@ -248,6 +258,12 @@ fn complete(mut doc: serde_json::Value) -> serde_json::Value {
                 "application/x-www-form-urlencoded": {"schema": form.clone(), "example": example.clone()},
                 "application/json": {"schema": form, "example": example}
             }
+        });
+        op["responses"]["200"]["content"]["application/json"]["example"] = json!({
+            "access_token": "YPjSOv6HKc8pUXdGzKsRuSrRKS_Xw11_tbyrAQwy7s8",
+            "token_type": "Bearer",
+            "expires_in": 7200,
+            "scope": "Ls.Qkl.PublicApi"
         });
         if let Some(r) = op["responses"].as_object_mut() {
             let oauth = json!({"$ref": "#/components/schemas/TokenError"});
@@ -339,25 +355,73 @@ fn request_examples() -> Vec<(&'static str, serde_json::Value)> {
     use serde_json::json;
     vec![
         ("/v2/System/GetDepartGroupList", json!({"departId": 1})),
-        ("/v2/System/GetStaffList", json!({"departId": 1, "departGroupId": 11})),
-        ("/v2/System/GetAllStaffList", json!({"pageIndex": 1, "pageSize": 20})),
-        ("/v2/System/GetWechatList", json!({"ad_wechat_lei": -1, "pageIndex": 1, "pageSize": 20})),
-        ("/v2/Friend/GetFansList", json!({"wechatId": 135389, "pageIndex": 1, "pageSize": 20})),
+        (
+            "/v2/System/GetStaffList",
+            json!({"departId": 1, "departGroupId": 11}),
+        ),
+        (
+            "/v2/System/GetAllStaffList",
+            json!({"pageIndex": 1, "pageSize": 20}),
+        ),
+        (
+            "/v2/System/GetWechatList",
+            json!({"ad_wechat_lei": -1, "pageIndex": 1, "pageSize": 20}),
+        ),
+        (
+            "/v2/Friend/GetFansList",
+            json!({"wechatId": 135389, "pageIndex": 1, "pageSize": 20}),
+        ),
         ("/v2/Friend/GetFansCount", json!({"wechatId": 135389})),
-        ("/v2/AdManage/GetAdList", json!({"pageIndex": 1, "pageSize": 20})),
+        (
+            "/v2/AdManage/GetAdList",
+            json!({"pageIndex": 1, "pageSize": 20}),
+        ),
         ("/v2/AdManage/GetAdCount", json!({})),
-        ("/v2/Todo/AddRecord", json!({"AdWecharId": 135389, "Weixin": "wxid_fan0001", "RemindTitle": "回访", "FollowupsiTuation": "确认收货情况", "RemindTime": "2030-01-01 10:00:00", "StaffCode": "S001", "From": 0, "IsAlways": 0})),
-        ("/v2/Todo/AddRecordNew", json!({"AdWecharId": 135389, "Weixin": "wxid_fan0001", "RemindTitle": "回访", "FollowupsiTuation": "确认收货情况", "RemindTime": "2030-01-01 10:00:00", "StaffCode": "S001", "From": 0, "IsAlways": 0})),
-        ("/v2/Todo/GetChargeDaffairesList", json!({"pageIndex": 1, "pageSize": 20})),
+        (
+            "/v2/Todo/AddRecord",
+            json!({"AdWecharId": 135389, "Weixin": "wxid_fan0001", "RemindTitle": "回访", "FollowupsiTuation": "确认收货情况", "RemindTime": "2030-01-01 10:00:00", "StaffCode": "S001", "From": 0, "IsAlways": 0}),
+        ),
+        (
+            "/v2/Todo/AddRecordNew",
+            json!({"AdWecharId": 135389, "Weixin": "wxid_fan0001", "RemindTitle": "回访", "FollowupsiTuation": "确认收货情况", "RemindTime": "2030-01-01 10:00:00", "StaffCode": "S001", "From": 0, "IsAlways": 0}),
+        ),
+        (
+            "/v2/Todo/GetChargeDaffairesList",
+            json!({"pageIndex": 1, "pageSize": 20}),
+        ),
         ("/v2/Todo/GetChargeDaffairesCount", json!({})),
-        ("/v2/Report/GetDataByStaffCustomer", json!({"startDate": "2024-05-01", "endDate": "2024-05-31"})),
-        ("/v2/Report/GetActivationListByStaff", json!({"time": 1714579200})),
-        ("/v2/ChatMess/GetChat", json!({"wechatId": 135389, "fansKey": "wxid_fan0001", "minChattingId": 0, "pageIndex": 1, "pageSize": 20})),
-        ("/v2/ChatMess/GetChatFeed", json!({"minChattingId": 0, "pageSize": 100})),
-        ("/v2/MeetingCall/GetMeetingVoiceCall", json!({"pageIndex": 1, "pageSize": 20})),
-        ("/v2/BulkSend/SaveBulkSendTask", json!({"task_name": "双十一提醒", "wechat_ids": [135389], "fans_keys": ["wxid_fan0001"], "send_time": "2030-01-01 10:00:00", "task_content": [{"type": "0", "data": {"content": "活动今晚开始"}}]})),
-        ("/v2/BulkSend/DeleteBulkSendTask", json!({"ad_bulk_send_id": 1})),
-        ("/v2/BulkSend/GetBulkSendTask", json!({"ad_bulk_send_id": 1})),
+        (
+            "/v2/Report/GetDataByStaffCustomer",
+            json!({"startDate": "2024-05-01", "endDate": "2024-05-31"}),
+        ),
+        (
+            "/v2/Report/GetActivationListByStaff",
+            json!({"time": 1714579200}),
+        ),
+        (
+            "/v2/ChatMess/GetChat",
+            json!({"wechatId": 135389, "fansKey": "wxid_fan0001", "minChattingId": 0, "pageIndex": 1, "pageSize": 20}),
+        ),
+        (
+            "/v2/ChatMess/GetChatFeed",
+            json!({"minChattingId": 0, "pageSize": 100}),
+        ),
+        (
+            "/v2/MeetingCall/GetMeetingVoiceCall",
+            json!({"pageIndex": 1, "pageSize": 20}),
+        ),
+        (
+            "/v2/BulkSend/SaveBulkSendTask",
+            json!({"task_name": "双十一提醒", "wechat_ids": [135389], "fans_keys": ["wxid_fan0001"], "send_time": "2030-01-01 10:00:00", "task_content": [{"type": "0", "data": {"content": "活动今晚开始"}}]}),
+        ),
+        (
+            "/v2/BulkSend/DeleteBulkSendTask",
+            json!({"ad_bulk_send_id": 1}),
+        ),
+        (
+            "/v2/BulkSend/GetBulkSendTask",
+            json!({"ad_bulk_send_id": 1}),
+        ),
     ]
 }
 
@@ -422,7 +486,9 @@ fn example_of(
         "boolean" => json!(true),
         "string" if f.contains("time") || f.contains("date") => json!("2024-05-02 10:00:00"),
         "string" if f.contains("staff") => json!("S001"),
-        "string" if f.contains("talter") || f.contains("wenober") || f.contains("fans") => json!("wxid_fan0001"),
+        "string" if f.contains("talter") || f.contains("wenober") || f.contains("fans") => {
+            json!("wxid_fan0001")
+        }
         "string" if f.contains("name") || f.contains("nick") => json!("张三"),
         "string" => json!("string"),
         "null" => Value::Null,
@@ -436,7 +502,8 @@ fn example_of(
 fn mark_required(doc: &mut serde_json::Value) {
     use serde_json::{json, Value};
     for (path, fields) in REQUIRED {
-        let Some(reference) = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        let Some(reference) = doc["paths"][path]["post"]["requestBody"]["content"]
+            ["application/json"]["schema"]["$ref"]
             .as_str()
             .map(str::to_owned)
         else {
@@ -589,7 +656,7 @@ fn schema_html(v: &serde_json::Value, root: &serde_json::Value, depth: usize, ou
                 esc(name),
                 esc(&ty),
                 if required.contains(&name.as_str()) {
-                    " <b>required</b>"
+                    " <span class=req>required</span>"
                 } else {
                     ""
                 },
@@ -755,11 +822,7 @@ pub fn docs_html() -> String {
             }
         }
     }
-    let several = |path: &str| {
-        doc["paths"][path]
-            .as_object()
-            .is_some_and(|o| o.len() > 1)
-    };
+    let several = |path: &str| doc["paths"][path].as_object().is_some_and(|o| o.len() > 1);
 
     // Table of contents.
     out.push_str(
@@ -902,10 +965,7 @@ pub fn docs_html() -> String {
                     }
                     schema_html(&c["schema"], doc, 0, &mut out);
                     if let Some(ex) = c.get("example") {
-                        out.push_str(&format!(
-                            "<p>Example request:</p><pre>{}</pre>",
-                            pretty(ex)
-                        ));
+                        out.push_str(&format!("<p>Example request:</p><pre>{}</pre>", pretty(ex)));
                     }
                 }
             }
