@@ -22,7 +22,7 @@ backends=("$@")
 tools=${JUHE_TOOLS_DIR:-/work/.cache}
 venv=$tools/juhe-venv
 npm_prefix=$tools/juhe-npm
-examples=${JUHE_API_CHECK_EXAMPLES:-100}
+examples=${JUHE_API_CHECK_EXAMPLES:-50}
 pg_admin_url=${JUHE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 
 work=$(mktemp -d /tmp/juhe-api-check.XXXXXX)
