@@ -22,7 +22,7 @@ backends=("$@")
 tools=${JUHE_TOOLS_DIR:-/work/.cache}
 venv=$tools/juhe-venv
 npm_prefix=$tools/juhe-npm
-examples=${JUHE_API_CHECK_EXAMPLES:-100}
+examples=${JUHE_API_CHECK_EXAMPLES:-50}
 pg_admin_url=${JUHE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 
 work=$(mktemp -d /tmp/juhe-api-check.XXXXXX)
@@ -149,7 +149,9 @@ for backend in "${backends[@]}"; do
     #   unsupported_method: answered with the envelope as 404/405 rather than with `Allow` only.
     # One worker: Hypothesis's source inspection is not thread-safe on Python 3.11 and fails
     # at random with "AST constructor recursion depth mismatch" under --workers 2.
-    "$venv/bin/schemathesis" run "$base/openapi.json" \
+    # Run from the scratch dir: Schemathesis keeps a cache (.schemathesis/) in the working
+    # directory, which must not land in the clone.
+    (cd "$work" && "$venv/bin/schemathesis" run "$base/openapi.json" \
         --header "Authorization: Bearer $token" \
         --checks all \
         --exclude-checks positive_data_acceptance,negative_data_rejection,unsupported_method \
@@ -157,7 +159,7 @@ for backend in "${backends[@]}"; do
         --seed "${JUHE_API_CHECK_SEED:-5}" \
         --workers 1 \
         --suppress-health-check all \
-        </dev/null \
+        </dev/null) \
         || { echo "--- server log (tail)"; tail -50 "$work/$backend/server.log"; exit 1; }
     stop_server
 done

@@ -235,6 +235,24 @@ fn complete(mut doc: serde_json::Value) -> serde_json::Value {
         post["operationId"] = json!("get_depart_list_post");
         paths["/v2/System/GetDepartList"]["post"] = post;
     }
+    // A saved bulk-send task can be read back and deleted by the id SaveBulkSendTask returns:
+    // generators (and Schemathesis's stateful phase) follow these links.
+    if let Some(ok) = paths
+        .get_mut("/v2/BulkSend/SaveBulkSendTask")
+        .and_then(|p| p.pointer_mut("/post/responses/200"))
+    {
+        let by_id = |op: &str, desc: &str| {
+            json!({
+                "operationId": op,
+                "requestBody": {"ad_bulk_send_id": "$response.body#/values"},
+                "description": desc
+            })
+        };
+        ok["links"] = json!({
+            "GetBulkSendTask": by_id("get_bulk_send_task", "Read the saved task back."),
+            "DeleteBulkSendTask": by_id("delete_bulk_send_task", "Delete the saved task."),
+        });
+    }
     // The token endpoint takes a form (or the same fields as JSON); utoipa sees only bytes.
     if let Some(op) = paths
         .get_mut("/connect/token")
@@ -258,6 +276,12 @@ fn complete(mut doc: serde_json::Value) -> serde_json::Value {
                 "application/x-www-form-urlencoded": {"schema": form.clone(), "example": example.clone()},
                 "application/json": {"schema": form, "example": example}
             }
+        });
+        op["responses"]["200"]["content"]["application/json"]["example"] = json!({
+            "access_token": "YPjSOv6HKc8pUXdGzKsRuSrRKS_Xw11_tbyrAQwy7s8",
+            "token_type": "Bearer",
+            "expires_in": 7200,
+            "scope": "Ls.Qkl.PublicApi"
         });
         if let Some(r) = op["responses"].as_object_mut() {
             let oauth = json!({"$ref": "#/components/schemas/TokenError"});
@@ -650,7 +674,7 @@ fn schema_html(v: &serde_json::Value, root: &serde_json::Value, depth: usize, ou
                 esc(name),
                 esc(&ty),
                 if required.contains(&name.as_str()) {
-                    " <b>required</b>"
+                    " <span class=req>required</span>"
                 } else {
                     ""
                 },

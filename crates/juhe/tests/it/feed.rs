@@ -101,7 +101,8 @@ on_both! {
         // The other merchant's feed has its own 8 chats, none of these.
         let theirs = app.values(FEED, &other.token, json!({"pageSize": 100})).await;
         assert_eq!(theirs.as_array().unwrap().len(), 8);
-        assert!(theirs.as_array().unwrap().iter().all(|r| r["merchantid"].as_str() == Some(other.id.get().to_string().as_str())));
+        let theirs_id = other.id.get().to_string();
+        assert!(theirs.as_array().unwrap().iter().all(|r| r["merchantid"] == theirs_id.as_str()));
     }
 
     async fn the_chat_feed_narrows_to_one_account_and_names_a_bad_cursor(app) {

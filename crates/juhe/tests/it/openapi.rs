@@ -217,4 +217,113 @@ on_both! {
         }
         assert!(task_id.is_some());
     }
+
+    async fn the_required_lists_name_exactly_what_the_server_requires(app) {
+        let t = app.fixture_merchant("m").await;
+        let doc = spec(&app).await;
+        for (path, _, op) in operations(&doc).iter().filter(|(p, _, op)| p.starts_with("/v2/") && op.get("requestBody").is_some()) {
+            let content = &op["requestBody"]["content"]["application/json"];
+            let schema = resolve(&content["schema"], &doc);
+            let example = content["example"].as_object().unwrap().clone();
+            let required: Vec<String> = schema["required"]
+                .as_array()
+                .map(|r| r.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            // Without any one required field: refused, naming that field.
+            for f in &required {
+                assert!(example.contains_key(f), "{path}: the example lacks required {f}");
+                let mut body = example.clone();
+                body.remove(f);
+                let e = app.fails(path, &t.token, Value::Object(body), 400, 200012).await;
+                assert!(e.starts_with(f.as_str()), "{path} without {f}: {e}");
+            }
+            // With only the required fields: accepted (nothing else is required). Reads of a
+            // bulk-send task need one that exists, so those only check the refusals above.
+            if path.contains("BulkSendTask") && !path.ends_with("SaveBulkSendTask") {
+                continue;
+            }
+            let only: serde_json::Map<String, Value> = example
+                .into_iter()
+                .filter(|(k, _)| required.contains(k))
+                .collect();
+            app.ok(path, &t.token, Value::Object(only)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_docs_page_has_a_table_of_contents_the_message_types_paging_and_examples() {
+    let app = crate::helpers::TestApp::spawn(crate::helpers::Db::Sqlite)
+        .await
+        .unwrap();
+    let r = app
+        .http
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("text/html"));
+    let html = r.text().await.unwrap();
+    let doc = spec(&app).await;
+    // Every operation has an anchor, and the table of contents links to it.
+    for (path, method, _) in operations(&doc) {
+        let several = doc["paths"][&path].as_object().unwrap().len() > 1;
+        let mut id: String = path
+            .trim_start_matches('/')
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        if several {
+            id = format!("{id}-{method}");
+        }
+        assert!(html.contains(&format!("id=\"{id}\"")), "no anchor {id}");
+        assert!(html.contains(&format!("href=\"#{id}\"")), "no link to {id}");
+    }
+    for section in ["conventions", "paging", "result-codes", "message-types"] {
+        assert!(
+            html.contains(&format!("id={section}")),
+            "no section {section}"
+        );
+        assert!(
+            html.contains(&format!("href=\"#{section}\"")),
+            "no link to {section}"
+        );
+    }
+    // The GetChat message types, first to last, with their payload formats.
+    for needle in [
+        "id=\"msg-1\"",
+        "id=\"msg-4933\"",
+        "id=\"msg-12001\"",
+        "appIconUrl",
+        "nextMinChattingId",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from /docs");
+    }
+    let request_examples: usize = operations(&doc)
+        .iter()
+        .filter_map(|(_, _, op)| op["requestBody"]["content"].as_object())
+        .map(|c| c.values().filter(|m| m.get("example").is_some()).count())
+        .sum();
+    assert!(request_examples >= 22, "{request_examples}");
+    assert_eq!(html.matches("Example request:").count(), request_examples);
+    assert!(html.matches("Example response").count() >= operations(&doc).len());
+    assert!(
+        html.contains("<span class=req>required</span> 粉丝标识"),
+        "required fields are marked"
+    );
+    // CJK falls back to the fonts desktops have, on every platform.
+    for font in [
+        "PingFang SC",
+        "Microsoft YaHei",
+        "Noto Sans CJK SC",
+        "Source Han Sans SC",
+    ] {
+        assert!(
+            html.contains(&format!("\"{font}\"")),
+            "font stack lacks {font}"
+        );
+    }
 }
