@@ -86,6 +86,7 @@ pub struct ApiConfig {
 pub struct ReportConfig {
     pub activation_idle_hours: i64,
     pub reply_window_hours: i64,
+    pub max_concurrent_per_merchant: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -137,9 +137,79 @@ impl AuthLimits {
     }
 }
 
+/// At most `max` requests of one kind running at once per merchant: expensive requests
+/// (reports) of one merchant cannot take every database connection and core from the others.
+pub struct ConcurrencyCap {
+    max: usize,
+    running: Mutex<HashMap<MerchantId, usize>>,
+}
+
+/// A running request's place under the cap; released when dropped (also on panic or
+/// cancellation, since dropping is all it takes).
+pub struct CapPermit {
+    cap: std::sync::Arc<ConcurrencyCap>,
+    m: MerchantId,
+}
+
+impl ConcurrencyCap {
+    /// `max` 0 means no cap.
+    pub fn new(max: usize) -> std::sync::Arc<ConcurrencyCap> {
+        std::sync::Arc::new(ConcurrencyCap {
+            max,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MerchantId, usize>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A permit, or `None` when the merchant already runs `max` of these requests.
+    pub fn try_acquire(self: &std::sync::Arc<Self>, m: MerchantId) -> Option<CapPermit> {
+        let mut running = self.lock();
+        let n = running.entry(m).or_insert(0);
+        if self.max > 0 && *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(CapPermit {
+            cap: self.clone(),
+            m,
+        })
+    }
+}
+
+impl Drop for CapPermit {
+    fn drop(&mut self) {
+        let mut running = self.cap.lock();
+        if let Some(n) = running.get_mut(&self.m) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.remove(&self.m);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_concurrency_cap_admits_max_per_merchant_and_frees_a_place_on_drop() {
+        let cap = ConcurrencyCap::new(2);
+        let (a, b) = (MerchantId::from_db(1), MerchantId::from_db(2));
+        let p1 = cap.try_acquire(a).unwrap();
+        let _p2 = cap.try_acquire(a).unwrap();
+        assert!(cap.try_acquire(a).is_none());
+        assert!(
+            cap.try_acquire(b).is_some(),
+            "another merchant is not capped"
+        );
+        drop(p1);
+        assert!(cap.try_acquire(a).is_some());
+        assert!(ConcurrencyCap::new(0).try_acquire(a).is_some());
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_refuses_and_peeking_spends_nothing() {

@@ -27,7 +27,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::error::{ApiError, Code, PageInfo, Paged, RequestCtx, ResultCode, REQUEST_CTX};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::ratelimit::{AuthLimits, Limiter};
+use crate::ratelimit::{AuthLimits, ConcurrencyCap, Limiter};
 use crate::store::{Page, Store};
 
 /// Everything a handler may need, cheap to clone.
@@ -39,6 +39,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<Limiter>,
     pub auth_limits: Arc<AuthLimits>,
+    /// Running reports per merchant.
+    pub report_cap: Arc<ConcurrencyCap>,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
         let offset = cfg.offset()?;
         let limiter = Arc::new(Limiter::new(&cfg.rate_limit));
         let auth_limits = Arc::new(AuthLimits::new(&cfg.auth));
+        let cfg_report_cap = cfg.report.max_concurrent_per_merchant;
         Ok(AppState {
             store,
             cfg: Arc::new(cfg),
@@ -53,6 +56,7 @@ impl AppState {
             metrics: Metrics::new(),
             limiter,
             auth_limits,
+            report_cap: ConcurrencyCap::new(cfg_report_cap),
         })
     }
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::extract::{page, Body, Merchant};
 use super::{paged, whole, AppState};
-use crate::error::{ApiError, ApiResult, Envelope};
+use crate::error::{ApiError, ApiResult, Code, Envelope};
 use crate::lenient::{OptBool, OptInt, OptStr, OptTime};
 use crate::report::{Aggregator, Sums, Window};
 use crate::store::org::{Staff, StaffFilter};
@@ -120,6 +120,14 @@ async fn stats(
     buckets: usize,
     bucket: &(dyn Fn(&str) -> Option<usize> + Sync),
 ) -> ApiResult<Vec<Sums>> {
+    let _permit = st.report_cap.try_acquire(m).ok_or_else(|| ApiError {
+        code: Code::RateLimited,
+        desc: format!(
+            "report: {} reports of this merchant are already running; retry after 1 s",
+            st.cfg.report.max_concurrent_per_merchant
+        ),
+        retry_after: Some(1),
+    })?;
     let idle = st.cfg.report.activation_idle_hours * 3600;
     let off = st.offset;
     let day_of = |ts: i64| day_start(ts, off);
