@@ -53,82 +53,131 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token)
 }
 
+/// A refused authentication. When the request carries a body, the answer says
+/// `Connection: close`: the body is never read, and hyper can only keep the connection if the
+/// whole body happens to be buffered already, else it closes it unannounced. Saying so lets
+/// every client reconnect cleanly (a 429 or 401 for a bodiless request keeps the connection).
+pub struct AuthRejection {
+    err: ApiError,
+    close: bool,
+}
+
+impl From<ApiError> for AuthRejection {
+    fn from(err: ApiError) -> Self {
+        AuthRejection { err, close: false }
+    }
+}
+
+impl axum::response::IntoResponse for AuthRejection {
+    fn into_response(self) -> axum::response::Response {
+        let mut r = self.err.into_response();
+        if self.close {
+            r.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        r
+    }
+}
+
+fn has_body(parts: &Parts) -> bool {
+    use axum::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    parts.headers.contains_key(TRANSFER_ENCODING)
+        || parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
 impl<S> FromRequestParts<S> for Merchant
 where
     S: Send + Sync,
     AppState: FromRef<S>,
 {
-    type Rejection = ApiError;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         if let Some(m) = parts.extensions.get::<Merchant>() {
             return Ok(*m);
         }
-        let state = AppState::from_ref(state);
-        let token = bearer(parts)?;
-        let failures = state.auth_limits.failed_auth_per_ip.as_ref();
-        let ip = super::token::ClientIp::of(parts).0;
-        // An address over its failure limit is refused before its token is looked at, so
-        // a guesser cannot tell a right guess from a wrong one.
-        if let Some(wait) = failures.and_then(|b| b.blocked(&ip)) {
+        let close = has_body(parts);
+        authenticate(parts, state)
+            .await
+            .map_err(|err| AuthRejection { err, close })
+    }
+}
+
+async fn authenticate<S>(parts: &mut Parts, state: &S) -> Result<Merchant, ApiError>
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    let state = AppState::from_ref(state);
+    let token = bearer(parts)?;
+    let failures = state.auth_limits.failed_auth_per_ip.as_ref();
+    let ip = super::token::ClientIp::of(parts).0;
+    // An address over its failure limit is refused before its token is looked at, so
+    // a guesser cannot tell a right guess from a wrong one.
+    if let Some(wait) = failures.and_then(|b| b.blocked(&ip)) {
+        return Err(auth_rate_limited(wait));
+    }
+    let Some(principal) = state.store.admin().resolve_token(token).await? else {
+        if let Some(wait) = failures.and_then(|b| b.spend(&ip)) {
+            tracing::warn!(%ip, "too many failed tokens from this address");
             return Err(auth_rate_limited(wait));
         }
-        let Some(principal) = state.store.admin().resolve_token(token).await? else {
-            if let Some(wait) = failures.and_then(|b| b.spend(&ip)) {
-                tracing::warn!(%ip, "too many failed tokens from this address");
-                return Err(auth_rate_limited(wait));
-            }
-            return Err(ApiError::new(Code::TokenInvalid, "Authorization: the token is invalid, expired or revoked; request a new one at /connect/token"));
-        };
-        let tenant_header = parts
-            .headers
-            .get("tenantid")
-            .map(|v| v.to_str().unwrap_or("").trim().to_owned())
-            .filter(|s| !s.is_empty());
-        let merchant = match principal {
-            Principal::Merchant(m) => {
-                // A merchant may repeat its own id in TenantId; anything else is refused
-                // rather than silently ignored.
-                if let Some(t) = &tenant_header {
-                    if t != &m.get().to_string() {
-                        return Err(ApiError::new(
-                            Code::Forbidden,
-                            "TenantId: a merchant token can only act for its own merchant",
-                        ));
-                    }
+        return Err(ApiError::new(Code::TokenInvalid, "Authorization: the token is invalid, expired or revoked; request a new one at /connect/token"));
+    };
+    let tenant_header = parts
+        .headers
+        .get("tenantid")
+        .map(|v| v.to_str().unwrap_or("").trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let merchant = match principal {
+        Principal::Merchant(m) => {
+            // A merchant may repeat its own id in TenantId; anything else is refused
+            // rather than silently ignored.
+            if let Some(t) = &tenant_header {
+                if t != &m.get().to_string() {
+                    return Err(ApiError::new(
+                        Code::Forbidden,
+                        "TenantId: a merchant token can only act for its own merchant",
+                    ));
                 }
-                m
             }
-            Principal::Agent(agent) => {
-                let t = tenant_header.ok_or_else(|| {
+            m
+        }
+        Principal::Agent(agent) => {
+            let t = tenant_header.ok_or_else(|| {
+                ApiError::new(
+                    Code::Forbidden,
+                    "TenantId: an agent token must name the merchant it acts for",
+                )
+            })?;
+            let id: i64 = t
+                .parse()
+                .map_err(|_| ApiError::new(Code::Forbidden, "TenantId: must be a merchant id"))?;
+            state
+                .store
+                .admin()
+                .agent_tenant(agent, id)
+                .await?
+                .ok_or_else(|| {
                     ApiError::new(
                         Code::Forbidden,
-                        "TenantId: an agent token must name the merchant it acts for",
+                        "TenantId: this agent is not linked to that merchant",
                     )
-                })?;
-                let id: i64 = t.parse().map_err(|_| {
-                    ApiError::new(Code::Forbidden, "TenantId: must be a merchant id")
-                })?;
-                state
-                    .store
-                    .admin()
-                    .agent_tenant(agent, id)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            Code::Forbidden,
-                            "TenantId: this agent is not linked to that merchant",
-                        )
-                    })?
-            }
-        };
-        if let Some(wait) = state.limiter.check(merchant) {
-            return Err(ApiError::rate_limited(wait));
+                })?
         }
-        tracing::Span::current().record("merchant", merchant.get());
-        parts.extensions.insert(Merchant(merchant));
-        Ok(Merchant(merchant))
+    };
+    if let Some(wait) = state.limiter.check(merchant) {
+        return Err(ApiError::rate_limited(wait));
     }
+    tracing::Span::current().record("merchant", merchant.get());
+    parts.extensions.insert(Merchant(merchant));
+    Ok(Merchant(merchant))
 }
 
 fn auth_rate_limited(wait: u64) -> ApiError {

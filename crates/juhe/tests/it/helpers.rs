@@ -88,6 +88,11 @@ impl TestApp {
         cfg.database_url = url.clone();
         // Tests fire requests faster than a real integrator; the rate-limit test turns it on.
         cfg.rate_limit.per_second = 0;
+        // Likewise the authentication limits (tests send bad tokens and take many tokens on
+        // purpose from one address); ops_hardening.rs turns them on.
+        cfg.auth.token_per_client_per_minute = 0;
+        cfg.auth.token_per_ip_per_minute = 0;
+        cfg.auth.failed_auth_per_ip_per_minute = 0;
         tweak(&mut cfg);
         if std::env::var_os("TEST_LOG").is_some() {
             juhe::app::init_logging(juhe::config::LogFormat::Text, "info,sqlx=warn");
