@@ -86,25 +86,36 @@ pub async fn expensive_cap(State(st): State<AppState>, req: Request, next: Next)
     let (mut parts, body) = req.into_parts();
     let m = match Merchant::from_request_parts(&mut parts, &st).await {
         Ok(Merchant(m)) => m,
-        Err(e) => return e.into_response(),
+        Err(e) => return answer_early(&st, body, e).await,
     };
-    let req = Request::from_parts(parts, body);
     let sem = st.expensive.semaphore(m);
     let permit = match tokio::time::timeout(QUEUE_WAIT, sem.acquire_owned()).await {
         Ok(Ok(p)) => p,
         _ => {
-            return ApiError {
+            let e = ApiError {
                 code: Code::RateLimited,
                 desc: format!(
                     "too many expensive requests (reports, counts) at once for this merchant: at most {} run together (api.max_concurrent_expensive); retry after 1 s",
                     st.expensive.per_merchant
                 ),
                 retry_after: Some(1),
-            }
-            .into_response()
+            };
+            return answer_early(&st, body, e).await;
         }
     };
-    let resp = next.run(req).await;
+    let resp = next.run(Request::from_parts(parts, body)).await;
     drop(permit);
     resp
+}
+
+/// Reads (up to the body limit) and drops the request body before answering: a server that
+/// answers and closes while the client is still sending makes the client see a reset
+/// connection instead of the answer.
+async fn answer_early(
+    st: &AppState,
+    body: axum::body::Body,
+    e: impl axum::response::IntoResponse,
+) -> Response {
+    let _ = axum::body::to_bytes(body, st.cfg.api.max_body_bytes).await;
+    e.into_response()
 }
