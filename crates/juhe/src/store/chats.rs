@@ -359,7 +359,7 @@ impl Tenant<'_> {
         tx: &mut super::idempotency::Tx,
         chats: &[NewChat],
     ) -> Result<Vec<i64>, sqlx::Error> {
-        insert_chats_tx(tx, self.m, chats).await
+        insert_chats_tx(&mut tx.0, self.m, chats).await
     }
 }
 

@@ -7,7 +7,20 @@
 
 use super::{now, Sql, Tenant};
 
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A merchant's write transaction. Outside the store it can only be handed to
+/// merchant-scoped store methods, committed or rolled back: no SQL runs on it from
+/// anywhere else, so no query can forget its merchant.
+pub struct Tx(pub(in crate::store) sqlx::Transaction<'static, sqlx::Any>);
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.0.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.0.rollback().await
+    }
+}
 
 /// A remembered result.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -30,7 +43,7 @@ pub enum Claim {
 impl Tenant<'_> {
     /// Starts a write transaction (see [`super::Store::begin_write`]).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.store.begin_write().await
+        self.store.begin_write().await.map(Tx)
     }
 
     /// The result remembered for `key`, if it is younger than `ttl` seconds. Reads through
@@ -75,14 +88,14 @@ impl Tenant<'_> {
             .bind(t)
             .push(") ON CONFLICT (merchant_id, idem_key) DO UPDATE SET route = excluded.route, request_hash = excluded.request_hash, response = '', created_at = excluded.created_at WHERE idempotency_keys.created_at <= ")
             .bind(t - ttl);
-        if q.execute(&mut **tx).await? > 0 {
+        if q.execute(&mut *tx.0).await? > 0 {
             return Ok(Claim::Mine);
         }
         let mut q = Sql::new("SELECT route, request_hash, response, created_at FROM idempotency_keys WHERE merchant_id = ");
         q.bind(self.m.get())
             .push(" AND idem_key = ")
             .bind(key.to_owned());
-        Ok(Claim::Done(q.fetch_one(&mut **tx).await?))
+        Ok(Claim::Done(q.fetch_one(&mut *tx.0).await?))
     }
 
     /// Stores the answer for a key claimed in `tx`, and drops this merchant's expired keys.
@@ -99,12 +112,12 @@ impl Tenant<'_> {
             .bind(self.m.get())
             .push(" AND idem_key = ")
             .bind(key.to_owned());
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx.0).await?;
         let mut q = Sql::new("DELETE FROM idempotency_keys WHERE merchant_id = ");
         q.bind(self.m.get())
             .push(" AND created_at < ")
             .bind(now() - ttl);
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx.0).await?;
         Ok(())
     }
 }

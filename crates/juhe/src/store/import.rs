@@ -196,7 +196,7 @@ impl Tenant<'_> {
         // Lock order (see `insert_chats_tx`): the merchant's `chat` id counter before any
         // fan row. Chat recording takes them in this order; an import that upserted fans
         // first and reached the counter second could deadlock against it on PostgreSQL.
-        take_ids(&mut tx, self.m, "chat", 0).await?;
+        take_ids(&mut tx.0, self.m, "chat", 0).await?;
         let mut sum = ImportSummary::new();
         let t = now();
 
@@ -210,7 +210,7 @@ impl Tenant<'_> {
                 .push(", ")
                 .bind(d.departname.clone());
             q.push(") ON CONFLICT (merchant_id, departid) DO UPDATE SET departname = excluded.departname WHERE departments.departname IS DISTINCT FROM excluded.departname");
-            k.changed += q.execute(&mut *tx).await?;
+            k.changed += q.execute(&mut *tx.0).await?;
             k.records += 1;
             progress(1);
         }
@@ -230,7 +230,7 @@ impl Tenant<'_> {
                 ") ON CONFLICT (merchant_id, departgroupid) DO UPDATE SET departid = excluded.departid, departgroupname = excluded.departgroupname \
                  WHERE depart_groups.departid IS DISTINCT FROM excluded.departid OR depart_groups.departgroupname IS DISTINCT FROM excluded.departgroupname",
             );
-            k.changed += q.execute(&mut *tx).await?;
+            k.changed += q.execute(&mut *tx.0).await?;
             k.records += 1;
             progress(1);
         }
@@ -256,7 +256,7 @@ impl Tenant<'_> {
                  WHERE staff.staff_name IS DISTINCT FROM excluded.staff_name OR staff.departid IS DISTINCT FROM excluded.departid \
                  OR staff.departgroupid IS DISTINCT FROM excluded.departgroupid OR staff.staff_state IS DISTINCT FROM excluded.staff_state",
             );
-            k.changed += q.execute(&mut *tx).await?;
+            k.changed += q.execute(&mut *tx.0).await?;
             k.records += 1;
             progress(1);
         }
@@ -288,7 +288,7 @@ impl Tenant<'_> {
                  OR wechats.staff_code IS DISTINCT FROM excluded.staff_code OR wechats.addtime IS DISTINCT FROM excluded.addtime",
             );
             k.changed += q
-                .execute(&mut *tx)
+                .execute(&mut *tx.0)
                 .await
                 .map_err(|e| unique_to_invalid(e, "wechats", &w.ad_wechat_id.to_string()))?;
             k.records += 1;
@@ -308,7 +308,7 @@ impl Tenant<'_> {
         for (a, ct) in f.ads.iter().zip(&p.ad_times) {
             let mut q = Sql::new("SELECT ad_id FROM ads WHERE merchant_id = ");
             q.bind(m).push(" AND code = ").bind(a.code.clone());
-            let existing: Option<(i64,)> = q.fetch_optional(&mut *tx).await?;
+            let existing: Option<(i64,)> = q.fetch_optional(&mut *tx.0).await?;
             let n = match existing {
                 Some((id,)) => {
                     let mut q = Sql::new("UPDATE ads SET name = ");
@@ -336,10 +336,10 @@ impl Tenant<'_> {
                         .push(" OR create_time <> ")
                         .bind(*ct)
                         .push(")");
-                    q.execute(&mut *tx).await?
+                    q.execute(&mut *tx.0).await?
                 }
                 None => {
-                    let id = take_ids(&mut tx, self.m, "ad", 1).await?;
+                    let id = take_ids(&mut tx.0, self.m, "ad", 1).await?;
                     let mut q = Sql::new("INSERT INTO ads (merchant_id, ad_id, code, name, costs, state, build_type, create_time) VALUES (");
                     q.bind(m)
                         .push(", ")
@@ -357,7 +357,7 @@ impl Tenant<'_> {
                         .push(", ")
                         .bind(*ct)
                         .push(")");
-                    q.execute(&mut *tx).await?
+                    q.execute(&mut *tx.0).await?
                 }
             };
             k.changed += n;
@@ -371,7 +371,7 @@ impl Tenant<'_> {
             changed: 0,
         };
         for chunk in p.chats.chunks(IMPORT_CHATS_PER_CALL) {
-            k.changed += insert_chats_tx(&mut tx, self.m, chunk).await?.len() as u64;
+            k.changed += insert_chats_tx(&mut tx.0, self.m, chunk).await?.len() as u64;
             progress(chunk.len() as u64);
         }
         sum.insert("chats", k);
@@ -388,8 +388,8 @@ impl Tenant<'_> {
                 .bind(c.start_time)
                 .push(" AND msg_type = ")
                 .bind(c.msg_type.clone());
-            if q.scalar::<i64, _>(&mut *tx).await? == 0 {
-                let id = take_ids(&mut tx, self.m, "meeting_call", 1).await?;
+            if q.scalar::<i64, _>(&mut *tx.0).await? == 0 {
+                let id = take_ids(&mut tx.0, self.m, "meeting_call", 1).await?;
                 let mut q = Sql::new("INSERT INTO meeting_calls (merchant_id, call_id, msg_type, wechat_id, staff_code, fans_key, start_time, duration, voice_url) VALUES (");
                 q.bind(m)
                     .push(", ")
@@ -409,7 +409,7 @@ impl Tenant<'_> {
                     .push(", ")
                     .bind(c.voice_url.clone())
                     .push(")");
-                k.changed += q.execute(&mut *tx).await?;
+                k.changed += q.execute(&mut *tx.0).await?;
             }
             k.records += 1;
             progress(1);
@@ -445,7 +445,7 @@ async fn upsert_fan(
         .bind(fan.ad_wechat_id)
         .push(" AND wenober = ")
         .bind(fan.ad_friend_wenober.clone());
-    let existing: Option<(i64,)> = q.fetch_optional(&mut **tx).await?;
+    let existing: Option<(i64,)> = q.fetch_optional(&mut *tx.0).await?;
     let n = match existing {
         Some((id,)) => {
             let mut q = Sql::new("UPDATE fans SET uwenober = ");
@@ -491,10 +491,10 @@ async fn upsert_fan(
                 .push(" OR bind_time IS DISTINCT FROM ")
                 .bind(bind)
                 .push(")");
-            q.execute(&mut **tx).await?
+            q.execute(&mut *tx.0).await?
         }
         None => {
-            let id = take_ids(tx, t.m, "fan", 1).await?;
+            let id = take_ids(&mut tx.0, t.m, "fan", 1).await?;
             // Chats may arrive before their fan; a separate read (not a subquery in the
             // INSERT) keeps the statement routable on a sharded (Citus) table.
             let mut q = Sql::new("SELECT MAX(chat_time) FROM chats WHERE merchant_id = ");
@@ -503,7 +503,7 @@ async fn upsert_fan(
                 .bind(fan.ad_wechat_id)
                 .push(" AND talker = ")
                 .bind(fan.ad_friend_wenober.clone());
-            let last_chat: Option<i64> = q.scalar(&mut **tx).await?;
+            let last_chat: Option<i64> = q.scalar(&mut *tx.0).await?;
             let mut q = Sql::new(
                 "INSERT INTO fans (merchant_id, fan_id, wechat_id, wenober, uwenober, name, photo, staff_code, relation_scene, relation_state, relation_isflock, addtime, bind_time, last_chat_time, updated_at) VALUES (",
             );
@@ -537,7 +537,7 @@ async fn upsert_fan(
                 .push(", ")
                 .bind(now)
                 .push(")");
-            q.execute(&mut **tx).await?
+            q.execute(&mut *tx.0).await?
         }
     };
     Ok(n)

@@ -205,7 +205,7 @@ impl Tenant<'_> {
 
     // ------------------------------------------------------------ to-dos
     pub async fn add_todo(&self, tx: &mut Tx, t: &NewTodo) -> Result<i64, sqlx::Error> {
-        let id = take_ids(tx, self.m, "todo", 1).await?;
+        let id = take_ids(&mut tx.0, self.m, "todo", 1).await?;
         let mut q = Sql::new(
             "INSERT INTO todos (merchant_id, todo_id, weixin, from_type, sff_id, remind_title, content, remind_time, is_always, recipients, wechat_id, level_color, level_name, event_type, state, created_at) VALUES (",
         );
@@ -239,7 +239,7 @@ impl Tenant<'_> {
             .push(", 0, ")
             .bind(now())
             .push(")");
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx.0).await?;
         Ok(id)
     }
 
@@ -333,11 +333,11 @@ impl Tenant<'_> {
                     .push(" AND task_id = ")
                     .bind(id)
                     .push(" AND deleted_at IS NULL");
-                let n = q.execute(&mut **tx).await?;
+                let n = q.execute(&mut *tx.0).await?;
                 Ok((n > 0).then_some(id))
             }
             None => {
-                let id = take_ids(tx, self.m, "bulk_send", 1).await?;
+                let id = take_ids(&mut tx.0, self.m, "bulk_send", 1).await?;
                 let mut q = Sql::new(
                     "INSERT INTO bulk_send_tasks (merchant_id, task_id, task_name, wechat_ids, fans_keys, task_content, send_time, interval_seconds, staff_code, state, created_at, updated_at) VALUES (",
                 );
@@ -359,7 +359,7 @@ impl Tenant<'_> {
                     .push(", ")
                     .bind(t.staff_code.clone());
                 q.push(", 0, ").bind(ts).push(", ").bind(ts).push(")");
-                q.execute(&mut **tx).await?;
+                q.execute(&mut *tx.0).await?;
                 Ok(Some(id))
             }
         }
@@ -388,13 +388,13 @@ impl Tenant<'_> {
             .push(" AND task_id = ")
             .bind(id)
             .push(" AND deleted_at IS NULL");
-        let n = q.execute(&mut *tx).await?;
+        let n = q.execute(&mut *tx.0).await?;
         let out = if n > 0 {
             Deleted::Now
         } else {
             let mut q = Sql::new("SELECT COUNT(*) FROM bulk_send_tasks WHERE merchant_id = ");
             q.bind(self.m.get()).push(" AND task_id = ").bind(id);
-            if q.scalar::<i64, _>(&mut *tx).await? > 0 {
+            if q.scalar::<i64, _>(&mut *tx.0).await? > 0 {
                 Deleted::Already
             } else {
                 Deleted::Missing

@@ -54,6 +54,25 @@ impl std::fmt::Display for MerchantId {
     }
 }
 
+/// Outside the store no SQL can run: neither the pools nor the statement builder are
+/// reachable, so every query goes through a merchant-scoped method.
+///
+/// ```compile_fail
+/// fn unscoped(store: &juhe::store::Store) {
+///     let _ = store.read_pool();
+/// }
+/// ```
+///
+/// ```compile_fail
+/// let _ = juhe::store::Sql::new("SELECT * FROM chats");
+/// ```
+///
+/// ```compile_fail
+/// async fn raw(t: juhe::store::Tenant<'_>) {
+///     let mut tx = t.begin().await.unwrap();
+///     let _ = sqlx::query("DELETE FROM chats").execute(&mut *tx.0).await;
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Store {
     /// Readers. On SQLite several connections read in parallel under WAL.
@@ -180,7 +199,7 @@ impl Store {
 
     /// One row of a hot read: on SQLite through the synchronous path (see `fast`), on
     /// PostgreSQL through the pool.
-    pub(crate) async fn read_optional<R>(&self, q: Sql) -> Result<Option<R>, sqlx::Error>
+    pub(in crate::store) async fn read_optional<R>(&self, q: Sql) -> Result<Option<R>, sqlx::Error>
     where
         R: for<'r> FromRow<'r, AnyRow> + fast::FastRow + Send + Unpin,
     {
@@ -191,7 +210,7 @@ impl Store {
     }
 
     /// All rows of a hot read, like [`Store::read_optional`].
-    pub(crate) async fn read_all<R>(&self, q: Sql) -> Result<Vec<R>, sqlx::Error>
+    pub(in crate::store) async fn read_all<R>(&self, q: Sql) -> Result<Vec<R>, sqlx::Error>
     where
         R: for<'r> FromRow<'r, AnyRow> + fast::FastRow + Send + Unpin,
     {
@@ -201,11 +220,11 @@ impl Store {
         }
     }
 
-    pub(crate) fn read_pool(&self) -> &AnyPool {
+    pub(in crate::store) fn read_pool(&self) -> &AnyPool {
         &self.read
     }
 
-    pub(crate) fn write_pool(&self) -> &AnyPool {
+    pub(in crate::store) fn write_pool(&self) -> &AnyPool {
         &self.write
     }
 
@@ -228,7 +247,9 @@ impl Store {
     /// another process (or the fast read path's file) holds it, and SQLite answers
     /// SQLITE_BUSY at once; taking the lock up front makes `busy_timeout` apply, so writers
     /// of several processes on one file queue instead of failing.
-    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
+    pub(in crate::store) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.write.begin().await,
@@ -363,7 +384,7 @@ impl Tenant<'_> {
 /// and PostgreSQL understand. Placeholders are numbered in order of appearance. The values
 /// are kept once, as [`fast::Param`]s; sqlx's arguments are built from them when the
 /// statement runs, and the synchronous SQLite path (`fast`) binds them directly.
-pub struct Sql {
+pub(in crate::store) struct Sql {
     text: String,
     params: Vec<fast::Param>,
 }
@@ -551,7 +572,7 @@ impl Page {
     }
 
     /// Appends `LIMIT size+1 OFFSET …`: one extra row tells whether another page follows.
-    pub fn push_limit(&self, q: &mut Sql) {
+    pub(in crate::store) fn push_limit(&self, q: &mut Sql) {
         q.push(" LIMIT ")
             .bind(self.size + 1)
             .push(" OFFSET ")

@@ -187,7 +187,7 @@ impl Tenant<'_> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let found: Vec<(i64,)> = self.wechats_among(ids).fetch_all(&mut **tx).await?;
+        let found: Vec<(i64,)> = self.wechats_among(ids).fetch_all(&mut *tx.0).await?;
         Ok(missing(ids, found))
     }
 
