@@ -366,9 +366,11 @@ impl Bulk {
     where
         R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
     {
-        // Planned with its values each time (not kept as a prepared statement):
-        // PostgreSQL's generic plan for the duplicate check, chosen without the values,
-        // took seconds per query at 200,000 chats; the custom plan probes the unique index.
+        // Planned with its values each time (not kept as a prepared statement): a kept
+        // statement soon runs PostgreSQL's generic plan, chosen without the values, which
+        // took seconds per duplicate check at 200,000 chats. Without statistics on the
+        // merchant's history (a first large import) even the custom plan may scan the
+        // account through the conversation index; see docs/benchmarks.md.
         sqlx::query_as_with::<_, R, _>(&self.text, self.args)
             .persistent(false)
             .fetch_all(&mut **tx)
@@ -417,24 +419,18 @@ pub(crate) async fn insert_chats_tx(
     let mut stored: HashSet<(i64, String)> = HashSet::new();
     for (wechat_id, ids) in &by_account {
         for chunk in ids.chunks(DEDUPE_CHUNK) {
-            // One unique-index probe per value, whatever the statistics say: a correlated
-            // scalar subquery stays a per-row SubPlan on PostgreSQL. The plain form
-            // (`wechat_id = … AND sermsgid IN (…)`) was planned, for a merchant whose
-            // history the statistics did not know yet (a first large import), as a scan of
-            // the whole account through the conversation index: 0.46 s a query at 200,000
-            // chats instead of 8 ms.
-            let mut q = Bulk::new(tx, "SELECT v.column1 FROM (VALUES ");
+            let mut q = Bulk::new(tx, "SELECT sermsgid FROM chats WHERE merchant_id = ");
+            q.bind(m.get())
+                .push(" AND wechat_id = ")
+                .bind(*wechat_id)
+                .push(" AND sermsgid IN (");
             for (i, s) in chunk.iter().enumerate() {
                 if i > 0 {
                     q.push(", ");
                 }
-                q.push("(").bind((*s).to_owned()).push(")");
+                q.bind((*s).to_owned());
             }
-            q.push(") AS v WHERE (SELECT 1 FROM chats c WHERE c.merchant_id = ")
-                .bind(m.get())
-                .push(" AND c.wechat_id = ")
-                .bind(*wechat_id)
-                .push(" AND c.sermsgid = v.column1) = 1");
+            q.push(")");
             let found: Vec<(String,)> = q.fetch_all(tx).await?;
             stored.extend(found.into_iter().map(|(s,)| (*wechat_id, s)));
         }
