@@ -425,10 +425,11 @@ impl Bulk {
     where
         R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
     {
-        // Not kept as a prepared statement: PostgreSQL would soon switch a kept one to a
-        // generic plan chosen while the table was small (a sequential scan, tested against
-        // every value of the list), and keep it as the table grows — 10 s per query at
-        // 200,000 chats. Planned afresh with the values, it is an index lookup per value.
+        // Planned with its values each time (not kept as a prepared statement): a kept
+        // statement soon runs PostgreSQL's generic plan, chosen without the values, which
+        // took seconds per duplicate check at 200,000 chats. Without statistics on the
+        // merchant's history (a first large import) even the custom plan may scan the
+        // account through the conversation index; see docs/benchmarks.md.
         sqlx::query_as_with::<_, R, _>(&self.text, self.args)
             .persistent(false)
             .fetch_all(&mut **tx)
@@ -464,9 +465,9 @@ pub(crate) async fn insert_chats_tx(
             candidates.push(c);
         }
     }
-    // Duplicates of stored chats, looked up per account so that each query is a range of
-    // the unique index (merchant_id, wechat_id, sermsgid): its cost depends on the batch,
-    // not on how many chats the merchant already has.
+    // Duplicates of stored chats, looked up per account so that each message id is one
+    // probe of the unique index (merchant_id, wechat_id, sermsgid): the cost depends on
+    // the batch, not on how many chats the merchant already has.
     let mut by_account: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
     for c in &candidates {
         by_account

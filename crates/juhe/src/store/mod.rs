@@ -126,6 +126,10 @@ impl Store {
                             conn.execute("PRAGMA synchronous=NORMAL").await?;
                             conn.execute("PRAGMA busy_timeout=10000").await?;
                             conn.execute("PRAGMA cache_size=-8000").await?;
+                            // Statement journals of multi-row writes in memory, not in a
+                            // temporary file: ~15% of a bulk chat import was the kernel
+                            // copying them (docs/benchmarks.md, "Writing chats").
+                            conn.execute("PRAGMA temp_store=MEMORY").await?;
                             Ok(())
                         })
                     })
