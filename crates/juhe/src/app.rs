@@ -191,28 +191,8 @@ impl ShutdownSignals {
 /// is called, not when first polled, so call it before the listener accepts anything: a
 /// SIGTERM that races start-up must still mean "drain and stop", not "die".
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    async move {
-        let ctrl_c = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        #[cfg(unix)]
-        let term = async move {
-            match term {
-                Some(mut s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term => {},
-        }
-    }
+    let mut signals = ShutdownSignals::register();
+    async move { signals.next().await }
 }
 
 /// Initialises logging: readable text by default, JSON lines with `json`.
