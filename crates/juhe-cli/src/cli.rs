@@ -185,6 +185,12 @@ async fn merchant(store: &Store, id: i64) -> anyhow::Result<MerchantId> {
         .with_context(|| format!("no merchant {id} (see `juhe merchant list`)"))
 }
 
+/// The file of a `sqlite:` database URL.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    Some(PathBuf::from(rest.split('?').next().unwrap_or(rest)))
+}
+
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(v)?);
     Ok(())
@@ -223,6 +229,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup { to, force } => {
+            // Opening creates a missing SQLite file; a backup of a mistyped path must say so
+            // rather than copy a new, empty database.
+            if let Some(path) = sqlite_path(&cfg.database_url) {
+                if !path.exists() {
+                    bail!("no database at {}: nothing to back up", path.display());
+                }
+            }
             let store = open_store(&cfg).await?;
             let r = store.backup_to(&to, force).await;
             store.close().await;

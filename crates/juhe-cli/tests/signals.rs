@@ -129,3 +129,23 @@ fn backup_writes_a_usable_copy_and_refuses_to_overwrite_without_force() {
     let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(v[0]["name"], "备份");
 }
+
+#[test]
+fn backup_of_a_database_that_does_not_exist_says_so_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo.db");
+    let copy = dir.path().join("copy.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_juhe"))
+        .args(["backup", "--to", copy.to_str().unwrap()])
+        .env(
+            "JUHE_DATABASE_URL",
+            format!("sqlite://{}", missing.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no database at"), "{err}");
+    assert!(!missing.exists(), "the mistyped database was created");
+    assert!(!copy.exists(), "a copy of nothing was written");
+}
