@@ -183,33 +183,13 @@ async fn ingest(args: IngestArgs, cfg: Config) -> anyhow::Result<()> {
         .await?
         .context("merchant vanished")?;
     let wechat_id = 1;
-    let org = ImportFile {
-        wechats: vec![ImpWechat {
-            ad_wechat_id: wechat_id,
-            ad_wechat_nober: "ingest_op".into(),
-            ad_wechat_nick: "客服".into(),
-            ad_original_nober: "wxid_ingest_op".into(),
-            ad_wechat_lei: 0,
-            ad_staff_code: None,
-            ad_wechat_addtime: "2024-01-01 09:00:00".into(),
-        }],
-        fans: (0..args.fans)
-            .map(|f| ImpFan {
-                ad_friend_wenober: format!("wxid_ingest_fan_{f}"),
-                ad_friend_uwenober: String::new(),
-                ad_friend_name: format!("粉丝{f}"),
-                ad_friend_photo: String::new(),
-                ad_wechat_id: wechat_id,
-                ad_staff_code: None,
-                ad_relation_scene: 30,
-                ad_relation_state: 0,
-                ad_relation_isflock: 0,
-                ad_friend_addtime: "2024-01-02 09:00:00".into(),
-                ad_bind_time: None,
-            })
-            .collect(),
-        ..Default::default()
-    };
+    let org = one_account_org(
+        wechat_id,
+        "ingest_op",
+        "客服",
+        "wxid_ingest_fan_",
+        args.fans,
+    );
     let tenant = store.tenant(m);
     juhe::core::import::import(tenant, &org, off, &|_| {})
         .await
@@ -345,33 +325,13 @@ async fn ensure_data(
             .await?
             .context("merchant vanished")?;
         let wechat_id = 100_000 + i as i64;
-        let file = ImportFile {
-            wechats: vec![ImpWechat {
-                ad_wechat_id: wechat_id,
-                ad_wechat_nober: format!("bench_op_{i}"),
-                ad_wechat_nick: format!("客服{i}"),
-                ad_original_nober: format!("wxid_bench_op_{i}"),
-                ad_wechat_lei: 0,
-                ad_staff_code: None,
-                ad_wechat_addtime: "2024-01-01 09:00:00".into(),
-            }],
-            fans: (0..args.fans_per_merchant)
-                .map(|f| ImpFan {
-                    ad_friend_wenober: format!("wxid_bench_fan_{f}"),
-                    ad_friend_uwenober: String::new(),
-                    ad_friend_name: format!("粉丝{f}"),
-                    ad_friend_photo: String::new(),
-                    ad_wechat_id: wechat_id,
-                    ad_staff_code: None,
-                    ad_relation_scene: 30,
-                    ad_relation_state: 0,
-                    ad_relation_isflock: 0,
-                    ad_friend_addtime: "2024-01-02 09:00:00".into(),
-                    ad_bind_time: None,
-                })
-                .collect(),
-            ..Default::default()
-        };
+        let file = one_account_org(
+            wechat_id,
+            &format!("bench_op_{i}"),
+            &format!("客服{i}"),
+            "wxid_bench_fan_",
+            args.fans_per_merchant,
+        );
         juhe::core::import::import(store.tenant(m), &file, off, &|_| {})
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -592,4 +552,42 @@ async fn getchat(args: GetchatArgs, cfg: Config) -> anyhow::Result<()> {
     let _ = server.await;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// A benchmark merchant's organisation: one operating account (`nober`, original id
+/// `wxid_<nober>`) with `fans` fans keyed `<fan_prefix><n>`.
+fn one_account_org(
+    wechat_id: i64,
+    nober: &str,
+    nick: &str,
+    fan_prefix: &str,
+    fans: usize,
+) -> ImportFile {
+    ImportFile {
+        wechats: vec![ImpWechat {
+            ad_wechat_id: wechat_id,
+            ad_wechat_nober: nober.to_owned(),
+            ad_wechat_nick: nick.to_owned(),
+            ad_original_nober: format!("wxid_{nober}"),
+            ad_wechat_lei: 0,
+            ad_staff_code: None,
+            ad_wechat_addtime: "2024-01-01 09:00:00".into(),
+        }],
+        fans: (0..fans)
+            .map(|f| ImpFan {
+                ad_friend_wenober: format!("{fan_prefix}{f}"),
+                ad_friend_uwenober: String::new(),
+                ad_friend_name: format!("粉丝{f}"),
+                ad_friend_photo: String::new(),
+                ad_wechat_id: wechat_id,
+                ad_staff_code: None,
+                ad_relation_scene: 30,
+                ad_relation_state: 0,
+                ad_relation_isflock: 0,
+                ad_friend_addtime: "2024-01-02 09:00:00".into(),
+                ad_bind_time: None,
+            })
+            .collect(),
+        ..Default::default()
+    }
 }

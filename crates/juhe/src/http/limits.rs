@@ -116,6 +116,6 @@ async fn answer_early(
     body: axum::body::Body,
     e: impl axum::response::IntoResponse,
 ) -> Response {
-    let _ = axum::body::to_bytes(body, st.cfg.api.max_body_bytes).await;
+    let _ = super::extract::read_all(body, st.cfg.api.max_body_bytes).await;
     e.into_response()
 }

@@ -104,9 +104,8 @@ pub struct NoParams {}
 pub async fn get_depart_list(
     State(st): State<AppState>,
     Merchant(m): Merchant,
-    // No parameters, but a body that is sent is read: an unread body would make the
-    // server close the connection under a client still sending it, and its fields are
-    // named in X-Juhe-Unknown-Fields like any other endpoint's.
+    // No parameters, but a body that is sent is parsed like any endpoint's: a malformed
+    // one is refused and its fields are named in X-Juhe-Unknown-Fields.
     _: Body<NoParams>,
 ) -> ApiResult<Response> {
     Ok(whole(wire::<_, Department>(
