@@ -68,6 +68,8 @@ impl Application {
             Duration::from_secs(self.state.cfg.auth.expired_token_sweep_seconds),
             token.clone(),
         ));
+        let hub = self.state.gateway.clone();
+        hub.spawn_background(token.clone());
         let app = router(self.state);
         tracing::info!(%addr, "listening");
         // Connect info gives the per-address authentication limits their key.
@@ -85,6 +87,7 @@ impl Application {
             joined = &mut serving => Some(joined),
         };
         if let Some(joined) = early {
+            hub.stop();
             store.close().await;
             joined
                 .context("server task panicked")?
@@ -92,6 +95,9 @@ impl Application {
             anyhow::bail!("server stopped unexpectedly");
         }
         tracing::info!("shutting down: draining in-flight requests");
+        // Assistant connections are not requests: close them (1001) so they reconnect to
+        // another process, instead of holding the drain for the whole grace period.
+        hub.stop();
         match tokio::time::timeout(grace, serving).await {
             Ok(joined) => joined
                 .context("server task panicked")?

@@ -12,7 +12,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level configuration keys, for filtering `JUHE_*` variables.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "listen",
     "database_url",
     "db_max_connections",
@@ -24,6 +24,7 @@ const SECTIONS: [&str; 11] = [
     "api",
     "report",
     "shutdown",
+    "gateway",
 ];
 
 /// The commented default configuration, printed by `juhe default-config`.
@@ -43,6 +44,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub report: ReportConfig,
     pub shutdown: ShutdownConfig,
+    pub gateway: GatewayConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -96,6 +98,28 @@ pub struct ReportConfig {
 #[serde(deny_unknown_fields)]
 pub struct ShutdownConfig {
     pub grace_seconds: u64,
+}
+
+/// The assistant gateway (docs/assistant-protocol.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Assistants send at least a ping this often; silent for 3x this, they are dropped.
+    pub heartbeat_seconds: u64,
+    pub max_frame_bytes: usize,
+    /// Most items in one reported batch (fans, chats, calls).
+    pub max_batch: usize,
+    /// Most tasks handed to one connection without a result.
+    pub max_inflight_tasks: i64,
+    /// Least time between two tasks handed to one operating account, in milliseconds.
+    pub send_interval_ms: i64,
+    /// A task without a result this long after it was created fails with `expired`.
+    pub task_ttl_seconds: i64,
+    /// How often each process looks for due tasks, revoked devices and expired tasks
+    /// (the fallback behind in-process wake-ups and PostgreSQL's LISTEN/NOTIFY).
+    pub poll_ms: u64,
+    /// Frames the server queues for one connection before it stops taking tasks for it.
+    pub outbound_queue: usize,
 }
 
 /// Values given on the command line; they win over every other source.
@@ -187,6 +211,16 @@ impl Config {
             if rate > 0 && burst == 0 {
                 bail!("{name} must be at least 1 when its limit is on");
             }
+        }
+        let g = &self.gateway;
+        if g.heartbeat_seconds == 0 || g.max_frame_bytes < 1024 || g.max_batch == 0 {
+            bail!("gateway.heartbeat_seconds, gateway.max_batch must be at least 1 and gateway.max_frame_bytes at least 1024");
+        }
+        if g.max_inflight_tasks < 1 || g.send_interval_ms < 0 || g.task_ttl_seconds < 1 {
+            bail!("gateway.max_inflight_tasks and gateway.task_ttl_seconds must be at least 1, gateway.send_interval_ms at least 0");
+        }
+        if g.poll_ms < 10 || g.outbound_queue < 8 {
+            bail!("gateway.poll_ms must be at least 10 and gateway.outbound_queue at least 8");
         }
         if self.auth.expired_token_sweep_seconds == 0 {
             bail!("auth.expired_token_sweep_seconds must be at least 1");

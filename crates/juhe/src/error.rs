@@ -45,6 +45,12 @@ pub enum Code {
     /// The request did not finish within `api.request_timeout_seconds`; nothing of it
     /// was written. Retry later, or narrow the request.
     Timeout,
+    /// No assistant (device) serves the operating account, so nothing could execute the
+    /// task; connect one (`juhe device create`, docs/assistant-protocol.md).
+    NoAssistant,
+    /// The request contradicts the current state (e.g. the conversation is taken over by
+    /// someone else, or the fan belongs to another staff member); `errdesc` says which.
+    Conflict,
 }
 
 impl Code {
@@ -66,6 +72,8 @@ impl Code {
             Code::BodyTooLarge => 200106,
             Code::MethodNotAllowed => 200107,
             Code::Timeout => 200108,
+            Code::NoAssistant => 200109,
+            Code::Conflict => 200110,
         }
     }
 
@@ -80,7 +88,9 @@ impl Code {
             | Code::FriendNotFound
             | Code::StaffNotFound
             | Code::WechatNotFound => StatusCode::NOT_FOUND,
-            Code::IdempotencyConflict => StatusCode::CONFLICT,
+            Code::IdempotencyConflict | Code::NoAssistant | Code::Conflict => {
+                StatusCode::CONFLICT
+            }
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -90,7 +100,7 @@ impl Code {
     }
 
     /// Every code, for the documentation page and its test.
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 18] = [
         Code::Success,
         Code::FriendNotFound,
         Code::StaffNotFound,
@@ -107,6 +117,8 @@ impl Code {
         Code::BodyTooLarge,
         Code::MethodNotAllowed,
         Code::Timeout,
+        Code::NoAssistant,
+        Code::Conflict,
     ];
 }
 
@@ -340,6 +352,8 @@ impl From<crate::core::Rejection> for ApiError {
             R::UnknownStaff { .. } => Code::StaffNotFound,
             R::UnknownFan { .. } => Code::FriendNotFound,
             R::NotFound { .. } => Code::NotFound,
+            R::NoAssistant { .. } => Code::NoAssistant,
+            R::Conflict { .. } => Code::Conflict,
             R::Db(e) => return ApiError::internal(format!("database: {e}")),
         };
         ApiError::new(code, r.to_string())

@@ -10,6 +10,7 @@ pub mod app;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod lenient;
 pub mod metrics;

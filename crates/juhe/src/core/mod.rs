@@ -12,6 +12,7 @@
 pub mod bulk_send;
 pub mod chats;
 pub mod import;
+pub mod tasks;
 pub mod todo;
 
 /// Why the domain refused an operation. Each variant names the documented request field
@@ -42,6 +43,12 @@ pub enum Rejection {
         what: &'static str,
         id: i64,
     },
+    /// No assistant serves the operating account, so no task for it can run.
+    #[error("{field}: no assistant serves operating account {id}")]
+    NoAssistant { field: &'static str, id: i64 },
+    /// The operation contradicts the current state.
+    #[error("{field}: {problem}")]
+    Conflict { field: String, problem: String },
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }

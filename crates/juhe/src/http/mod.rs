@@ -41,6 +41,8 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     pub auth_limits: Arc<AuthLimits>,
     pub expensive: Arc<limits::ExpensiveCap>,
+    /// The assistant connections of this process.
+    pub gateway: crate::gateway::Hub,
 }
 
 impl AppState {
@@ -49,7 +51,9 @@ impl AppState {
         let limiter = Arc::new(Limiter::new(&cfg.rate_limit));
         let auth_limits = Arc::new(AuthLimits::new(&cfg.auth));
         let expensive = Arc::new(limits::ExpensiveCap::new(cfg.api.max_concurrent_expensive));
+        let gateway = crate::gateway::Hub::new(store.clone(), cfg.gateway.clone());
         Ok(AppState {
+            gateway,
             store,
             cfg: Arc::new(cfg),
             offset,
@@ -75,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .merge(meeting::router())
         .merge(bulk_send::router())
         .merge(ops::router())
+        .merge(crate::gateway::router())
         .fallback(no_such_route)
         .method_not_allowed_fallback(wrong_method)
         .route_layer(middleware::from_fn(move |req: Request, next: Next| {

@@ -1059,6 +1059,8 @@ pub fn code_meaning(c: Code) -> &'static str {
         Code::BodyTooLarge => "request body too large (Juhe)",
         Code::MethodNotAllowed => "wrong HTTP method for this path; see the Allow header (Juhe)",
         Code::Timeout => "request timed out; nothing was written (Juhe)",
+        Code::NoAssistant => "no assistant (device) serves the operating account (Juhe)",
+        Code::Conflict => "contradicts the current state, e.g. taken over by someone else (Juhe)",
     }
 }
 

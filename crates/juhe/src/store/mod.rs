@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod chats;
+pub mod devices;
 pub mod fans;
 mod fast;
 pub mod idempotency;
@@ -16,6 +17,7 @@ pub mod import;
 pub mod misc;
 pub mod org;
 pub mod report;
+pub mod tasks;
 
 use std::str::FromStr;
 use std::sync::Once;
@@ -84,6 +86,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite only: the synchronous read path for the hottest reads.
     fast: Option<std::sync::Arc<fast::FastReaders>>,
+    /// PostgreSQL only: the URL, for the LISTEN connection of the task queue.
+    pg_url: Option<std::sync::Arc<str>>,
 }
 
 static DRIVERS: Once = Once::new();
@@ -149,6 +153,7 @@ impl Store {
                 write,
                 backend: Backend::Sqlite,
                 fast: Some(std::sync::Arc::new(fast)),
+                pg_url: None,
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             precheck_postgres(url).await?;
@@ -163,6 +168,7 @@ impl Store {
                 write: pool,
                 backend: Backend::Postgres,
                 fast: None,
+                pg_url: Some(url.into()),
             })
         } else {
             anyhow::bail!(

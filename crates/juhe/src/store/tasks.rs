@@ -1,0 +1,458 @@
+//! The durable task queue: server → assistant work (send a message, a bulk-send item, a
+//! takeover notice), stored before it is sent, handed to the device's connection in order
+//! per account with pacing, finished by the assistant's result or by expiry.
+//!
+//! A task is `pending` (0) until a connection takes it, `delivered` (1) until a result
+//! arrives (re-sent after a reconnect), then `succeeded` (2), `failed` (3) or
+//! `cancelled` (4). Pacing state (`wechats.last_task_at`) lives beside the queue, so a
+//! restarted or second process keeps the per-account rate.
+
+use serde::Serialize;
+
+use super::idempotency::Tx;
+use super::{now, take_ids, Backend, MerchantId, Sql, Store, Tenant};
+
+pub const PENDING: i64 = 0;
+pub const DELIVERED: i64 = 1;
+pub const SUCCEEDED: i64 = 2;
+pub const FAILED: i64 = 3;
+pub const CANCELLED: i64 = 4;
+
+/// The documented name of a task state.
+pub fn state_name(state: i64) -> &'static str {
+    match state {
+        PENDING => "pending",
+        DELIVERED => "delivered",
+        SUCCEEDED => "succeeded",
+        FAILED => "failed",
+        _ => "cancelled",
+    }
+}
+
+/// The PostgreSQL channel on which task inserts wake the process holding the device.
+pub const TASK_CHANNEL: &str = "juhe_tasks";
+
+/// A task to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub wechat_id: i64,
+    pub kind: String,
+    /// JSON object.
+    pub payload: String,
+    pub fan_key: Option<String>,
+    pub bulk_task_id: Option<i64>,
+    /// Not handed over before this time (Unix milliseconds).
+    pub not_before_ms: i64,
+    /// Fails with `expired` when not finished this many seconds after creation.
+    pub ttl_seconds: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, PartialEq)]
+pub struct TaskRow {
+    pub task_id: i64,
+    pub device_id: i64,
+    pub wechat_id: i64,
+    pub account: String,
+    pub kind: String,
+    pub payload: String,
+    pub state: i64,
+    pub attempts: i64,
+    /// Unix milliseconds before which it is not handed over.
+    pub not_before: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub delivered_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub result_code: Option<String>,
+    pub result_message: Option<String>,
+    pub sermsgid: Option<String>,
+    pub chat_id: Option<i64>,
+    pub bulk_task_id: Option<i64>,
+    pub fan_key: Option<String>,
+}
+
+const TASK_COLUMNS: &str = "SELECT t.task_id, t.device_id, t.wechat_id, w.original_nober AS account, t.kind, t.payload, t.state, t.attempts, t.not_before, \
+     t.created_at, t.expires_at, t.delivered_at, t.finished_at, t.result_code, t.result_message, t.sermsgid, t.chat_id, \
+     t.bulk_task_id, t.fan_key FROM device_tasks t JOIN wechats w ON w.merchant_id = t.merchant_id AND w.wechat_id = t.wechat_id";
+
+/// A task that was enqueued: which device's connection to wake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    pub task_id: i64,
+    pub device_id: i64,
+}
+
+/// What a connection took from the queue.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub tasks: Vec<TaskRow>,
+    /// When the next pending task of this device becomes due (Unix ms), if any is waiting
+    /// on pacing or its `not_before`.
+    pub next_due_ms: Option<i64>,
+}
+
+/// What a result did to its task.
+#[derive(Debug)]
+pub enum Finished {
+    /// The task is now finished with this result.
+    Now(TaskRow),
+    /// It already had a result; nothing changed.
+    Already(TaskRow),
+    /// No such task for this device.
+    Unknown,
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Tenant<'_> {
+    /// Enqueues a task for the device serving `wechat_id`, in the caller's transaction.
+    /// `None`: no device serves the account. On PostgreSQL the commit also notifies every
+    /// process (`LISTEN juhe_tasks`); in-process callers wake the connection themselves
+    /// after the commit (`gateway::Hub::wake`).
+    pub async fn enqueue_task_in(
+        &self,
+        tx: &mut Tx,
+        t: &NewTask,
+    ) -> Result<Option<Enqueued>, sqlx::Error> {
+        let mut q = Sql::new("SELECT device_id FROM wechats WHERE merchant_id = ");
+        q.bind(self.m.get())
+            .push(" AND wechat_id = ")
+            .bind(t.wechat_id);
+        let device: Option<(Option<i64>,)> = q.fetch_optional(&mut *tx.0).await?;
+        let Some((Some(device_id),)) = device else {
+            return Ok(None);
+        };
+        let id = take_ids(&mut tx.0, self.m, "task", 1).await?;
+        let created = now();
+        let mut q = Sql::new("INSERT INTO device_tasks (merchant_id, task_id, device_id, wechat_id, kind, payload, state, attempts, not_before, expires_at, created_at, bulk_task_id, fan_key) VALUES (");
+        q.bind(self.m.get())
+            .push(", ")
+            .bind(id)
+            .push(", ")
+            .bind(device_id)
+            .push(", ")
+            .bind(t.wechat_id)
+            .push(", ")
+            .bind(t.kind.clone())
+            .push(", ")
+            .bind(t.payload.clone());
+        q.push(", 0, 0, ")
+            .bind(t.not_before_ms)
+            .push(", ")
+            .bind(created.saturating_add(t.ttl_seconds))
+            .push(", ")
+            .bind(created)
+            .push(", ")
+            .bind(t.bulk_task_id)
+            .push(", ")
+            .bind(t.fan_key.clone())
+            .push(")");
+        q.execute(&mut *tx.0).await?;
+        if self.store.backend() == Backend::Postgres {
+            // NOTIFY is transactional: delivered at commit, dropped on rollback.
+            let mut q = Sql::new("SELECT pg_notify(");
+            q.bind(TASK_CHANNEL.to_owned())
+                .push(", ")
+                .bind(format!("{}:{}", self.m.get(), device_id))
+                .push(")::text");
+            q.scalar::<String, _>(&mut *tx.0).await?;
+        }
+        Ok(Some(Enqueued {
+            task_id: id,
+            device_id,
+        }))
+    }
+
+    pub async fn task(&self, task_id: i64) -> Result<Option<TaskRow>, sqlx::Error> {
+        let mut q = Sql::new(TASK_COLUMNS);
+        q.push(" WHERE t.merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND t.task_id = ")
+            .bind(task_id);
+        q.fetch_optional(self.store.read_pool()).await
+    }
+
+    /// Tasks of the device that were handed to a connection and have no result: sent again
+    /// to a new connection (at least once). Counts the attempt.
+    pub async fn redeliver_tasks(&self, device_id: i64) -> Result<Vec<TaskRow>, sqlx::Error> {
+        let mut tx = self.store.begin_write().await?;
+        let mut q = Sql::new("UPDATE device_tasks SET attempts = attempts + 1, delivered_at = ");
+        q.bind(now())
+            .push(" WHERE merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND device_id = ")
+            .bind(device_id)
+            .push(" AND state = 1");
+        q.execute(&mut *tx).await?;
+        let mut q = Sql::new(TASK_COLUMNS);
+        q.push(" WHERE t.merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND t.device_id = ")
+            .bind(device_id)
+            .push(" AND t.state = 1 ORDER BY t.task_id");
+        let rows = q.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Takes up to `limit` due tasks of the device, at most one per account per
+    /// `interval_ms` (none within `interval_ms` of the account's last hand-over), in
+    /// task order per account, and marks them delivered.
+    pub async fn claim_tasks(
+        &self,
+        device_id: i64,
+        interval_ms: i64,
+        limit: i64,
+    ) -> Result<Claimed, sqlx::Error> {
+        if limit <= 0 {
+            return Ok(Claimed::default());
+        }
+        let t_ms = now_ms();
+        let mut tx = self.store.begin_write().await?;
+        // Candidates: the oldest pending tasks of the device, with their account's pacing.
+        let mut q = Sql::new(TASK_COLUMNS);
+        q.push(" WHERE t.merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND t.device_id = ")
+            .bind(device_id)
+            .push(" AND t.state = 0 ORDER BY t.task_id LIMIT ")
+            .bind(limit.saturating_mul(4).max(64));
+        let pending: Vec<TaskRow> = q.fetch_all(&mut *tx).await?;
+        if pending.is_empty() {
+            tx.commit().await?;
+            return Ok(Claimed::default());
+        }
+        let mut accounts: Vec<i64> = pending.iter().map(|t| t.wechat_id).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        let mut q = Sql::new("SELECT wechat_id, last_task_at FROM wechats WHERE merchant_id = ");
+        q.bind(self.m.get())
+            .push(" AND wechat_id IN (")
+            .bind_list(accounts.iter().copied())
+            .push(")");
+        let last: std::collections::HashMap<i64, i64> = q
+            .fetch_all::<(i64, i64), _>(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        // In task order; an account whose next task must wait holds back everything behind
+        // it (order per account), and paced accounts get one task per interval.
+        let mut claimed: Vec<TaskRow> = Vec::new();
+        let mut blocked: std::collections::HashSet<i64> = Default::default();
+        let mut next_due: Option<i64> = None;
+        let wait = |due: i64, next_due: &mut Option<i64>| {
+            *next_due = Some(next_due.map_or(due, |d| d.min(due)));
+        };
+        for task in pending {
+            if claimed.len() as i64 >= limit {
+                break;
+            }
+            let acct = task.wechat_id;
+            if blocked.contains(&acct) {
+                continue;
+            }
+            if interval_ms > 0 && claimed.iter().any(|c| c.wechat_id == acct) {
+                blocked.insert(acct);
+                wait(t_ms + interval_ms, &mut next_due);
+                continue;
+            }
+            let paced = if interval_ms > 0 {
+                last.get(&acct).copied().unwrap_or(0).saturating_add(interval_ms)
+            } else {
+                0
+            };
+            let due = task.not_before.max(paced);
+            if due > t_ms {
+                blocked.insert(acct);
+                wait(due, &mut next_due);
+                continue;
+            }
+            claimed.push(task);
+        }
+        if !claimed.is_empty() {
+            let t = now();
+            let mut q = Sql::new("UPDATE device_tasks SET state = 1, attempts = attempts + 1, delivered_at = ");
+            q.bind(t)
+                .push(" WHERE merchant_id = ")
+                .bind(self.m.get())
+                .push(" AND state = 0 AND task_id IN (")
+                .bind_list(claimed.iter().map(|t| t.task_id))
+                .push(")");
+            q.execute(&mut *tx).await?;
+            if interval_ms > 0 {
+                let mut q = Sql::new("UPDATE wechats SET last_task_at = ");
+                q.bind(t_ms)
+                    .push(" WHERE merchant_id = ")
+                    .bind(self.m.get())
+                    .push(" AND wechat_id IN (")
+                    .bind_list(claimed.iter().map(|c| c.wechat_id))
+                    .push(")");
+                q.execute(&mut *tx).await?;
+            }
+            for c in &mut claimed {
+                c.state = DELIVERED;
+                c.attempts += 1;
+                c.delivered_at = Some(t);
+            }
+        }
+        tx.commit().await?;
+        Ok(Claimed {
+            tasks: claimed,
+            next_due_ms: next_due,
+        })
+    }
+
+    /// Records a task's result in the caller's transaction. Takes the chat counter first
+    /// (lock order), because the caller records the sent message in the same transaction.
+    pub async fn finish_task_in(
+        &self,
+        tx: &mut Tx,
+        device_id: i64,
+        task_id: i64,
+        result: &TaskResult,
+    ) -> Result<Finished, sqlx::Error> {
+        take_ids(&mut tx.0, self.m, "chat", 0).await?;
+        let mut q = Sql::new("UPDATE device_tasks SET state = ");
+        q.bind(if result.ok { SUCCEEDED } else { FAILED })
+            .push(", finished_at = ")
+            .bind(now())
+            .push(", result_code = ")
+            .bind(result.code.clone())
+            .push(", result_message = ")
+            .bind(result.message.clone())
+            .push(", sermsgid = ")
+            .bind(result.sermsgid.clone());
+        q.push(" WHERE merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND device_id = ")
+            .bind(device_id)
+            .push(" AND task_id = ")
+            .bind(task_id)
+            .push(" AND state < 2");
+        let changed = q.execute(&mut *tx.0).await? > 0;
+        let mut q = Sql::new(TASK_COLUMNS);
+        q.push(" WHERE t.merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND t.device_id = ")
+            .bind(device_id)
+            .push(" AND t.task_id = ")
+            .bind(task_id);
+        let row: Option<TaskRow> = q.fetch_optional(&mut *tx.0).await?;
+        Ok(match (row, changed) {
+            (None, _) => Finished::Unknown,
+            (Some(r), true) => Finished::Now(r),
+            (Some(r), false) => Finished::Already(r),
+        })
+    }
+
+    /// Links a finished send task to the chat record of the message it sent.
+    pub async fn set_task_chat_in(
+        &self,
+        tx: &mut Tx,
+        task_id: i64,
+        chat_id: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut q = Sql::new("UPDATE device_tasks SET chat_id = ");
+        q.bind(chat_id)
+            .push(" WHERE merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND task_id = ")
+            .bind(task_id);
+        q.execute(&mut *tx.0).await?;
+        Ok(())
+    }
+
+    /// Cancels the unfinished tasks of a bulk send; returns those that had been handed to
+    /// a device (the gateway tells it to drop them).
+    pub async fn cancel_bulk_tasks_in(
+        &self,
+        tx: &mut Tx,
+        bulk_task_id: i64,
+    ) -> Result<Vec<TaskRow>, sqlx::Error> {
+        let mut q = Sql::new(TASK_COLUMNS);
+        q.push(" WHERE t.merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND t.bulk_task_id = ")
+            .bind(bulk_task_id)
+            .push(" AND t.state = 1");
+        let delivered: Vec<TaskRow> = q.fetch_all(&mut *tx.0).await?;
+        let mut q = Sql::new("UPDATE device_tasks SET state = 4, result_code = 'cancelled', finished_at = ");
+        q.bind(now())
+            .push(" WHERE merchant_id = ")
+            .bind(self.m.get())
+            .push(" AND bulk_task_id = ")
+            .bind(bulk_task_id)
+            .push(" AND state < 2");
+        q.execute(&mut *tx.0).await?;
+        Ok(delivered)
+    }
+}
+
+/// A result reported by an assistant.
+#[derive(Debug, Clone, Default)]
+pub struct TaskResult {
+    pub ok: bool,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub sermsgid: Option<String>,
+}
+
+impl Store {
+    /// Fails every unfinished task past its expiry, in any merchant. Returns what it
+    /// failed, so the caller can tell connections and bulk sends. Every process runs this;
+    /// the `state < 2` guard makes a task expire once.
+    pub async fn expire_tasks(&self, limit: i64) -> Result<Vec<(MerchantId, TaskRow)>, sqlx::Error> {
+        let t = now();
+        let mut q = Sql::new("SELECT merchant_id, task_id FROM device_tasks WHERE state < 2 AND expires_at <= ");
+        q.bind(t).push(" ORDER BY expires_at LIMIT ").bind(limit);
+        let due: Vec<(i64, i64)> = q.fetch_all(self.read_pool()).await?;
+        let mut out = Vec::new();
+        for (m, id) in due {
+            let m = MerchantId::from_db(m);
+            let mut tx = self.begin_write().await?;
+            let mut q = Sql::new("UPDATE device_tasks SET state = 3, result_code = 'expired', result_message = 'the assistant did not execute the task in time', finished_at = ");
+            q.bind(t)
+                .push(" WHERE merchant_id = ")
+                .bind(m.get())
+                .push(" AND task_id = ")
+                .bind(id)
+                .push(" AND state < 2");
+            let n = q.execute(&mut *tx).await?;
+            tx.commit().await?;
+            if n > 0 {
+                if let Some(row) = self.tenant(m).task(id).await? {
+                    out.push((m, row));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Devices with pending work that is due, in any merchant: the fallback poll wakes
+    /// the connections this process holds.
+    pub async fn devices_with_due_tasks(&self) -> Result<Vec<(MerchantId, i64)>, sqlx::Error> {
+        let mut q = Sql::new("SELECT DISTINCT merchant_id, device_id FROM device_tasks WHERE state = 0 AND not_before <= ");
+        q.bind(now_ms());
+        let rows: Vec<(i64, i64)> = q.fetch_all(self.read_pool()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(m, d)| (MerchantId::from_db(m), d))
+            .collect())
+    }
+}
+
+impl Store {
+    /// PostgreSQL: a connection listening on the task channel, whose notifications name
+    /// `merchant:device` of each task committed by any process. `None` on SQLite (one
+    /// process per file is the norm there; the poll covers the rest).
+    pub async fn task_listener(&self) -> anyhow::Result<Option<sqlx::postgres::PgListener>> {
+        let Some(url) = &self.pg_url else {
+            return Ok(None);
+        };
+        let mut l = sqlx::postgres::PgListener::connect(url).await?;
+        l.listen(TASK_CHANNEL).await?;
+        Ok(Some(l))
+    }
+}
