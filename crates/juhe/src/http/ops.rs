@@ -54,6 +54,7 @@ impl Modify for Security {
         super::todo::add_record, super::todo::add_record_new, super::todo::get_charge_daffaires_list, super::todo::get_charge_daffaires_count,
         super::report::get_data_by_staff_customer, super::report::get_activation_list_by_staff,
         super::chat::get_chat, super::chat::get_chat_feed,
+        super::chatmess::do_send_public_mes, super::chatmess::get_task_result,
         super::meeting::get_meeting_voice_call,
         super::bulk_send::save_bulk_send_task, super::bulk_send::delete_bulk_send_task, super::bulk_send::get_bulk_send_task,
     ),
@@ -66,7 +67,7 @@ impl Modify for Security {
         (name = "AdManage", description = "Ads (广告)"),
         (name = "Todo", description = "To-dos (待办)"),
         (name = "Report", description = "Service statistics"),
-        (name = "ChatMess", description = "Chat records"),
+        (name = "ChatMess", description = "Chat records and conversation actions (send, takeover, activation, notification)"),
         (name = "MeetingCall", description = "Call recordings (音频存档)"),
         (name = "BulkSend", description = "RPA bulk send (群发)"),
     )
@@ -87,7 +88,8 @@ pub fn spec() -> &'static serde_json::Value {
 }
 
 /// Operations that honour `Idempotency-Key`.
-const IDEMPOTENT: [&str; 3] = [
+const IDEMPOTENT: [&str; 4] = [
+    "/v2/ChatMess/doSendPublicMes",
     "/v2/Todo/AddRecord",
     "/v2/Todo/AddRecordNew",
     "/v2/BulkSend/SaveBulkSendTask",
@@ -97,8 +99,13 @@ const IDEMPOTENT: [&str; 3] = [
 /// request structs read every field leniently and decide in the handler, so utoipa cannot
 /// see this; the test `the_required_lists_name_exactly_what_the_server_requires` keeps the
 /// table honest.
-const REQUIRED: [(&str, &[&str]); 7] = [
+const REQUIRED: [(&str, &[&str]); 9] = [
     ("/v2/ChatMess/GetChat", &["wechatId", "fansKey"]),
+    (
+        "/v2/ChatMess/doSendPublicMes",
+        &["WechatId", "ToUserName", "MsgType"],
+    ),
+    ("/v2/ChatMess/GetTaskResult", &["taskId"]),
     (
         "/v2/Todo/AddRecord",
         &[
@@ -134,7 +141,7 @@ const ERROR_STATUSES: [(&str, &str); 10] = [
     ("403", "200104: the token may not act for the `TenantId` sent"),
     ("404", "200101 record not found, 200009/200010/200018 unknown fan, staff or account, 200105 no such path"),
     ("405", "200105: the path exists but not with this method"),
-    ("409", "200102: `Idempotency-Key` reused for a different request, or that request is still running"),
+    ("409", "200102: `Idempotency-Key` reused for a different request, or that request is still running; 200109: no assistant serves the operating account; 200110: contradicts the current state"),
     ("413", "200106: the body is larger than `api.max_body_bytes`"),
     ("429", "200103: too many requests for this merchant; retry after `Retry-After` seconds"),
     ("500", "200011: server error; the server log has the details under `requestId`"),
@@ -424,6 +431,11 @@ fn request_examples() -> Vec<(&'static str, serde_json::Value)> {
             "/v2/ChatMess/GetChatFeed",
             json!({"minChattingId": 0, "pageSize": 100}),
         ),
+        (
+            "/v2/ChatMess/doSendPublicMes",
+            json!({"WechatId": "135389", "ToUserName": "wxid_fan0001", "RelationType": 0, "MsgType": "text", "Text": "您好,订单已发货"}),
+        ),
+        ("/v2/ChatMess/GetTaskResult", json!({"taskId": 1})),
         (
             "/v2/MeetingCall/GetMeetingVoiceCall",
             json!({"pageIndex": 1, "pageSize": 20}),

@@ -3,12 +3,15 @@
 
 mod helpers;
 
+mod assistant;
+
 mod auth;
 mod bulk_send;
 mod chat;
 mod durability;
 mod envelope;
 mod feed;
+mod gateway;
 mod import;
 mod input;
 mod lists;
