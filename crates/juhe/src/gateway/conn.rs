@@ -55,7 +55,12 @@ pub(super) async fn serve(socket: WebSocket, hub: Hub, auth: DeviceAuth) {
     drop(c.out);
     // The writer ends when its queue is drained and closed; do not wait on a dead peer.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    hub.unregister(auth, serial);
+    // A connection replaced by a newer one of the same device leaves the accounts online:
+    // they are the newer connection's now.
+    if !hub.unregister(auth, serial) {
+        tracing::info!(merchant = %auth.merchant, device = auth.device_id, "assistant connection replaced");
+        return;
+    }
     if let Err(e) = hub
         .inner
         .store

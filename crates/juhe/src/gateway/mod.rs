@@ -159,13 +159,18 @@ impl Hub {
         (serial, wake, rx)
     }
 
-    fn unregister(&self, auth: DeviceAuth, serial: u64) {
+    /// Removes the connection unless a newer one of the same device replaced it; returns
+    /// whether it was still the device's current connection.
+    fn unregister(&self, auth: DeviceAuth, serial: u64) -> bool {
         let mut conns = self.conns();
         if conns
             .get(&key(auth.merchant, auth.device_id))
             .is_some_and(|e| e.serial == serial)
         {
             conns.remove(&key(auth.merchant, auth.device_id));
+            true
+        } else {
+            false
         }
     }
 

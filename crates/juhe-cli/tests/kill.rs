@@ -1,0 +1,197 @@
+//! SIGKILL of `juhe serve` while tasks are in flight: after a restart every task is still
+//! delivered (or would fail by expiry), none is lost and none is executed into GetChat twice.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve(db: &str, port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_juhe"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("JUHE_DATABASE_URL", db)
+        .env("JUHE_GATEWAY__SEND_INTERVAL_MS", "0")
+        .env_remove("JUHE_LISTEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+async fn connect(port: u16, token: &str) -> Ws {
+    let mut req = format!("ws://127.0.0.1:{port}/assistant/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws
+}
+
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no frame within 10 s"))
+            .expect("open")
+            .unwrap();
+        if let Message::Text(t) = m {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+async fn request(ws: &mut Ws, frame: Value) -> Value {
+    let id = frame["id"].clone();
+    ws.send(Message::Text(frame.to_string().into())).await.unwrap();
+    loop {
+        let f = next(ws).await;
+        if f["id"] == id && (f["type"] == "ack" || f["type"] == "error") {
+            return f;
+        }
+    }
+}
+
+/// A fresh database: PostgreSQL when `JUHE_TEST_POSTGRES_URL` is set (as in CI), else SQLite.
+async fn database(dir: &std::path::Path) -> String {
+    match std::env::var("JUHE_TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty()) {
+        Some(admin) => {
+            use sqlx::Connection;
+            let name = format!("juhe_t_{}", uuid::Uuid::new_v4().simple());
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+                .await
+                .unwrap();
+            let slash = admin.rfind('/').unwrap();
+            format!("{}/{name}", &admin[..slash])
+        }
+        None => format!("sqlite://{}/j.db", dir.display()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_in_flight_when_the_server_is_killed_are_delivered_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(dir.path()).await;
+    let store = juhe::store::Store::open(&db, 2).await.unwrap();
+    let creds = store.admin().create_merchant("kill").await.unwrap();
+    let m = store.admin().merchant(creds.merchant_id).await.unwrap().unwrap();
+    let device = store.admin().create_device(m, "phone").await.unwrap();
+    store.close().await;
+
+    let port = free_port();
+    let mut server = serve(&db, port);
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let tok: Value = http
+        .post(format!("{base}/connect/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", creds.client_id.as_str()),
+            ("client_secret", creds.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tok["access_token"].as_str().unwrap().to_owned();
+
+    let mut ws = connect(port, &device.device_token).await;
+    assert_eq!(next(&mut ws).await["type"], "welcome");
+    let acct = request(&mut ws, json!({"type": "account", "id": 1, "account": "wxid_op"})).await;
+    let wechat_id = acct["wechatId"].as_i64().unwrap();
+    request(&mut ws, json!({"type": "fans", "id": 2, "account": "wxid_op", "fans": [{"wxid": "wxid_fan"}]})).await;
+
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let r: Value = http
+            .post(format!("{base}/v2/ChatMess/doSendPublicMes"))
+            .bearer_auth(&token)
+            .json(&json!({"WechatId": wechat_id, "ToUserName": "wxid_fan", "MsgType": "text", "Text": format!("第{i}条")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tasks.push(r["values"]["taskId"].as_i64().expect("a task id"));
+    }
+    // The assistant executes five, then the server dies with the rest handed over or queued.
+    let mut answered = 0;
+    while answered < 5 {
+        let f = next(&mut ws).await;
+        if f["type"] == "task" {
+            let id = f["taskId"].as_i64().unwrap();
+            let ack = request(&mut ws, json!({"type": "taskResult", "id": format!("r{id}"), "taskId": id, "ok": true, "msgId": format!("sent-{id}")})).await;
+            assert_eq!(ack["state"], "succeeded");
+            answered += 1;
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    drop(ws);
+
+    let mut server = serve(&db, port);
+    let mut ws = connect(port, &device.device_token).await;
+    let mut done = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while done.len() < 15 {
+        assert!(Instant::now() < deadline, "only {} of 15 tasks came back", done.len());
+        let f = next(&mut ws).await;
+        if f["type"] == "task" {
+            let id = f["taskId"].as_i64().unwrap();
+            // Executed before the kill: an assistant remembers and only answers again.
+            let ack = request(&mut ws, json!({"type": "taskResult", "id": format!("r{id}"), "taskId": id, "ok": true, "msgId": format!("sent-{id}")})).await;
+            assert_eq!(ack["type"], "ack", "{ack}");
+            done.insert(id);
+        }
+    }
+    for id in &tasks {
+        let r: Value = http
+            .post(format!("{base}/v2/ChatMess/GetTaskResult"))
+            .bearer_auth(&token)
+            .json(&json!({"taskId": id}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["values"]["state"], "succeeded", "task {id}: {r}");
+    }
+    let chats: Value = http
+        .post(format!("{base}/v2/ChatMess/GetChat"))
+        .bearer_auth(&token)
+        .json(&json!({"wechatId": wechat_id, "fansKey": "wxid_fan", "pageSize": 100}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(chats["values"].as_array().unwrap().len(), 20, "each message once");
+    server.kill().unwrap();
+    let _ = server.wait();
+}
