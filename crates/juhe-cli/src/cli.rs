@@ -84,6 +84,86 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
+    /// Play an assistant (助手) device against a running server: accounts, fans, chats,
+    /// task execution (docs/assistant-protocol.md). Prints one JSON summary line on stdout
+    /// when it stops (--duration or Ctrl-C); progress goes to stderr.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// The server: http://host:port (the gateway is at /assistant/ws).
+    #[arg(long)]
+    pub server: String,
+    /// The device token from `juhe device create`.
+    #[arg(long, env = "JUHE_DEVICE_TOKEN")]
+    pub device_token: String,
+    /// Operating accounts the device serves.
+    #[arg(long, default_value_t = 3)]
+    pub accounts: usize,
+    /// Fans of each account (every tenth is a group chat).
+    #[arg(long, default_value_t = 50)]
+    pub fans: usize,
+    /// Chat messages reported per second, all accounts together.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// How long executing a task takes, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub task_latency_ms: u64,
+    /// Share of send tasks (0..1) that fail with code `simulated_failure`.
+    #[arg(long, default_value_t = 0.0)]
+    pub task_failure_rate: f64,
+    /// Chance (0..1) that a fan answers a message a task sent it.
+    #[arg(long, default_value_t = 0.3)]
+    pub reply_probability: f64,
+    /// Cut the connection abruptly this often (seconds) and resume.
+    #[arg(long)]
+    pub drop_every: Option<f64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Seed of the generated accounts, fans and messages.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+fn seconds(name: &str, s: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--{name} must be a positive number of seconds"))
+}
+
+fn share(name: &str, x: f64) -> anyhow::Result<f64> {
+    if !(0.0..=1.0).contains(&x) {
+        bail!("--{name} must be between 0 and 1");
+    }
+    Ok(x)
+}
+
+async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
+    if !(a.rate.is_finite() && a.rate >= 0.0) {
+        bail!("--rate must be a number of messages per second, 0 or more");
+    }
+    let cfg = crate::simulate::SimConfig {
+        server: a.server,
+        device_token: a.device_token,
+        accounts: a.accounts,
+        fans: a.fans,
+        rate: a.rate,
+        task_latency: std::time::Duration::from_millis(a.task_latency_ms),
+        task_failure_rate: share("task-failure-rate", a.task_failure_rate)?,
+        reply_probability: share("reply-probability", a.reply_probability)?,
+        drop_every: a.drop_every.map(|s| seconds("drop-every", s)).transpose()?,
+        duration: a.duration.map(|s| seconds("duration", s)).transpose()?,
+        seed: a.seed,
+        progress: true,
+    };
+    let signals = ShutdownSignals::register();
+    let stop = tokio_util::sync::CancellationToken::new();
+    signals.spawn_handler(stop.clone());
+    let summary = crate::simulate::Simulator::new(cfg).run(stop).await?;
+    print_json(&summary)
 }
 
 #[derive(Subcommand, Debug)]
@@ -212,8 +292,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             cfg.database_url = "sqlite://data/demo.db".into();
         }
     }
-    // A benchmark measures the API, not the access log; RUST_LOG still overrides.
-    let filter = if matches!(cli.command, Command::Bench(_)) {
+    // A benchmark measures the API, not the access log, and the simulator's stderr is its
+    // progress; RUST_LOG still overrides.
+    let filter = if matches!(cli.command, Command::Bench(_) | Command::Simulate(_)) {
         "warn"
     } else {
         cfg.log_filter.as_str()
@@ -323,6 +404,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { seed, .. } => demo(cfg, seed).await,
         Command::Bench(cmd) => crate::bench::run(cmd, cfg).await,
+        Command::Simulate(args) => simulate(args).await,
     }
 }
 

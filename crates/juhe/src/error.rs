@@ -88,9 +88,7 @@ impl Code {
             | Code::FriendNotFound
             | Code::StaffNotFound
             | Code::WechatNotFound => StatusCode::NOT_FOUND,
-            Code::IdempotencyConflict | Code::NoAssistant | Code::Conflict => {
-                StatusCode::CONFLICT
-            }
+            Code::IdempotencyConflict | Code::NoAssistant | Code::Conflict => StatusCode::CONFLICT,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
