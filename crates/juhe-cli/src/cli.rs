@@ -458,6 +458,8 @@ pub async fn import_with_progress(
 }
 
 const DEMO_MERCHANT: &str = "演示商户 Demo";
+/// The name of the demo's simulated assistant device.
+const DEMO_DEVICE: &str = "演示助手 demo assistant";
 
 async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
     let signals = ShutdownSignals::register();
@@ -502,13 +504,47 @@ async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
         Some(c) => c,
         None => admin.add_merchant_client(m).await?,
     };
+    // A simulated assistant (助手) for the demo merchant, so GetChat grows while the user
+    // watches and a message sent with doSendPublicMes is executed and answered. A new
+    // device each run (only a token's hash is stored, so an old one cannot be reused);
+    // the previous runs' devices are revoked so they do not pile up as live credentials.
+    for d in admin.devices(m).await? {
+        if d.name == DEMO_DEVICE && d.revoked_at.is_none() {
+            admin.revoke_device(m, d.device_id).await?;
+        }
+    }
+    let device = admin.create_device(m, DEMO_DEVICE).await?;
+    let addr = app.local_addr();
+    let base = format!("http://{addr}");
+    let mut sim = crate::simulate::SimConfig::new(base.clone(), device.device_token);
+    sim.accounts = 3;
+    sim.fans = 20;
+    sim.rate = 2.0;
+    sim.task_latency = std::time::Duration::from_millis(800);
+    sim.reply_probability = 1.0;
+    sim.seed = seed;
+    signals.spawn_handler(app.shutdown_token());
+    let sim_stop = app.shutdown_token().child_token();
+    let server = tokio::spawn(app.run());
+    let simulator = tokio::spawn(crate::simulate::Simulator::new(sim).run(sim_stop.clone()));
+    // The live conversation to show: the simulator's first account and fan, once the
+    // account has reported itself (it is created then).
+    let live_account = crate::simulate::account_wxid(seed, device.device_id, 1);
+    let live_fan = format!("{live_account}_f1");
+    let mut live_wechat_id = None;
+    for _ in 0..100 {
+        let accounts = store.tenant(m).device_accounts(device.device_id).await?;
+        if let Some((id, _)) = accounts.iter().find(|(_, o)| *o == live_account) {
+            live_wechat_id = Some(*id);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let (wechat_id, fans_key) = data
         .chats
         .first()
         .map(|c| (c.ad_wechat_id, c.ad_chatting_talter.clone()))
         .unwrap_or_default();
-    let addr = app.local_addr();
-    let base = format!("http://{addr}");
     println!("Juhe demo is running on {base} ({db}). Ctrl-C stops it.");
     println!();
     match reused {
@@ -536,7 +572,39 @@ async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
         "  curl -s {base}/v2/ChatMess/GetChat -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"wechatId\": {wechat_id}, \"fansKey\": \"{fans_key}\", \"minChattingId\": 0, \"pageSize\": \"20\", \"pageIndex\": \"1\"}}'"
     );
     println!();
+    match live_wechat_id {
+        Some(live) => {
+            println!(
+                "A simulated assistant (device {}) is online: 3 operating accounts, 20 fans each, about two messages a second. Watch one account's chats arrive:",
+                device.device_id
+            );
+            println!(
+                "  curl -s {base}/v2/ChatMess/GetChatFeed -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"wechatId\": {live}, \"minChattingId\": 0, \"pageSize\": 50}}'"
+            );
+            println!();
+            println!("Send one of its fans a message; the assistant sends it within a second or two and the fan answers:");
+            println!(
+                "  curl -s {base}/v2/ChatMess/doSendPublicMes -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"WechatId\": {live}, \"ToUserName\": \"{live_fan}\", \"RelationType\": 0, \"MsgType\": \"text\", \"Text\": \"您好,这是一条演示消息\"}}'"
+            );
+            println!("Then read that conversation:");
+            println!(
+                "  curl -s {base}/v2/ChatMess/GetChat -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"wechatId\": {live}, \"fansKey\": \"{live_fan}\", \"minChattingId\": 0, \"pageSize\": \"50\", \"pageIndex\": \"1\"}}'"
+            );
+        }
+        None => println!(
+            "The simulated assistant did not come online within 10 s; the API works without it."
+        ),
+    }
+    println!();
     println!("API reference: {base}/docs   OpenAPI: {base}/openapi.json   Metrics: {base}/metrics");
-    signals.spawn_handler(app.shutdown_token());
-    app.run().await
+    let served = server
+        .await
+        .map_err(|e| anyhow::anyhow!("the server task failed: {e}"))?;
+    sim_stop.cancel();
+    match tokio::time::timeout(std::time::Duration::from_secs(5), simulator).await {
+        Ok(Ok(Ok(s))) => eprintln!("simulated assistant: {}", serde_json::to_string(&s)?),
+        Ok(Ok(Err(e))) => eprintln!("simulated assistant stopped: {e:#}"),
+        _ => {}
+    }
+    served
 }

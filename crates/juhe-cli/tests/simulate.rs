@@ -384,3 +384,105 @@ async fn juhe_simulate_with_a_duration_prints_exactly_one_json_line() {
         v["messagesReported"].as_u64().unwrap()
     );
 }
+
+/// The number after `"key": ` in a printed command line.
+fn number_after(line: &str, key: &str) -> i64 {
+    let at = line.find(&format!("\"{key}\": ")).unwrap() + key.len() + 4;
+    line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_a_simulated_assistant_whose_chats_arrive_while_the_user_watches() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/demo.db", dir.path().display());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_juhe"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .env("JUHE_DATABASE_URL", &db)
+        .env_remove("JUHE_LISTEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            let done = l.starts_with("API reference");
+            banner.push(l);
+            if done {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no banner: {banner:?}");
+    let text = banner.join("\n");
+    let base = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let creds_at = text.find("Demo merchant credentials:\n").unwrap() + 27;
+    let creds_end = creds_at + text[creds_at..].find("\n}").unwrap() + 2;
+    let creds: Value = serde_json::from_str(&text[creds_at..creds_end]).unwrap();
+    let feed_line = banner
+        .iter()
+        .find(|l| l.contains("/v2/ChatMess/GetChatFeed"))
+        .unwrap_or_else(|| panic!("no live feed in the banner: {text}"));
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains("/v2/ChatMess/doSendPublicMes")),
+        "{text}"
+    );
+    let live = number_after(feed_line, "wechatId");
+    let http = reqwest::Client::new();
+    let tok: Value = http
+        .post(format!("{base}/connect/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "Ls.Qkl.PublicApi"),
+            ("client_id", creds["clientId"].as_str().unwrap()),
+            ("client_secret", creds["clientSecret"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tok["access_token"].as_str().unwrap().to_owned();
+    // The live account's chats grow while we watch: several within a few seconds.
+    let grown = eventually(30, || async {
+        let v: Value = http
+            .post(format!("{base}/v2/ChatMess/GetChatFeed"))
+            .bearer_auth(&token)
+            .json(&json!({"wechatId": live, "minChattingId": 0, "pageSize": 1000}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let n = v["values"].as_array().map_or(0, Vec::len);
+        (n >= 3).then_some(n)
+    })
+    .await;
+    assert!(grown >= 3);
+    let _ = tokio::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .await;
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the demo did not stop after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
