@@ -146,6 +146,7 @@ impl Simulator {
                 End::Fatal(e) => break Err(e),
                 End::Dropped => {
                     // A deliberate drop: back at once, as a phone regaining its network.
+                    st.last_welcomed = None;
                     backoff = Duration::from_secs(1);
                 }
                 End::Lost(why) => {
@@ -264,7 +265,6 @@ struct Frame {
 #[derive(Debug, Clone)]
 struct Fan {
     wxid: String,
-    name: String,
     group: bool,
 }
 
@@ -335,6 +335,7 @@ struct State {
     welcomed_once: bool,
     /// Set when a session got its welcome (resets the back-off).
     last_welcomed: Option<()>,
+    /// Frames the server refused for good (a bug in the simulator or the server).
     refused_frames: u64,
 }
 
@@ -389,7 +390,7 @@ impl State {
         if self.cfg.progress {
             let s = self.summary;
             eprintln!(
-                "simulate: {:.0}s  messages {}  fans {}  tasks ok {} failed {}  reconnects {}  queued {}",
+                "simulate: {:.0}s  messages {}  fans {}  tasks ok {} failed {}  reconnects {}  queued {}  refused frames {}",
                 self.started.elapsed().as_secs_f64(),
                 s.messages_reported,
                 s.fans_reported,
@@ -397,6 +398,7 @@ impl State {
                 s.tasks_failed,
                 s.reconnects,
                 self.backlog,
+                self.refused_frames,
             );
         }
     }
@@ -481,7 +483,6 @@ impl State {
                 }
                 fans.push(Fan {
                     wxid: fan_wxid,
-                    name,
                     group,
                 });
                 reports.push(r);
@@ -1015,7 +1016,6 @@ fn chat_item(rng: &mut StdRng, msg_id: &str, fan: &Fan, now: i64) -> Value {
     if fan.group && send == 0 {
         item["sender"] = json!(format!("wxid_member{:04}", rng.gen_range(1..500)));
     }
-    let _ = &fan.name;
     item
 }
 
