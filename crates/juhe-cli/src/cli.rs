@@ -87,6 +87,86 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
+    /// Play an assistant (助手) device against a running server: accounts, fans, chats,
+    /// task execution (docs/assistant-protocol.md). Prints one JSON summary line on stdout
+    /// when it stops (--duration or Ctrl-C); progress goes to stderr.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// The server: http://host:port (the gateway is at /assistant/ws).
+    #[arg(long)]
+    pub server: String,
+    /// The device token from `juhe device create`.
+    #[arg(long, env = "JUHE_DEVICE_TOKEN")]
+    pub device_token: String,
+    /// Operating accounts the device serves.
+    #[arg(long, default_value_t = 3)]
+    pub accounts: usize,
+    /// Fans of each account (every tenth is a group chat).
+    #[arg(long, default_value_t = 50)]
+    pub fans: usize,
+    /// Chat messages reported per second, all accounts together.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// How long executing a task takes, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub task_latency_ms: u64,
+    /// Share of send tasks (0..1) that fail with code `simulated_failure`.
+    #[arg(long, default_value_t = 0.0)]
+    pub task_failure_rate: f64,
+    /// Chance (0..1) that a fan answers a message a task sent it.
+    #[arg(long, default_value_t = 0.3)]
+    pub reply_probability: f64,
+    /// Cut the connection abruptly this often (seconds) and resume.
+    #[arg(long)]
+    pub drop_every: Option<f64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Seed of the generated accounts, fans and messages.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+fn seconds(name: &str, s: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--{name} must be a positive number of seconds"))
+}
+
+fn share(name: &str, x: f64) -> anyhow::Result<f64> {
+    if !(0.0..=1.0).contains(&x) {
+        bail!("--{name} must be between 0 and 1");
+    }
+    Ok(x)
+}
+
+async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
+    if !(a.rate.is_finite() && a.rate >= 0.0) {
+        bail!("--rate must be a number of messages per second, 0 or more");
+    }
+    let cfg = crate::simulate::SimConfig {
+        server: a.server,
+        device_token: a.device_token,
+        accounts: a.accounts,
+        fans: a.fans,
+        rate: a.rate,
+        task_latency: std::time::Duration::from_millis(a.task_latency_ms),
+        task_failure_rate: share("task-failure-rate", a.task_failure_rate)?,
+        reply_probability: share("reply-probability", a.reply_probability)?,
+        drop_every: a.drop_every.map(|s| seconds("drop-every", s)).transpose()?,
+        duration: a.duration.map(|s| seconds("duration", s)).transpose()?,
+        seed: a.seed,
+        progress: true,
+    };
+    let signals = ShutdownSignals::register();
+    let stop = tokio_util::sync::CancellationToken::new();
+    signals.spawn_handler(stop.clone());
+    let summary = crate::simulate::Simulator::new(cfg).run(stop).await?;
+    print_json(&summary)
 }
 
 #[derive(Subcommand, Debug)]
@@ -239,8 +319,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             cfg.database_url = "sqlite://data/demo.db".into();
         }
     }
-    // A benchmark measures the API, not the access log; RUST_LOG still overrides.
-    let filter = if matches!(cli.command, Command::Bench(_)) {
+    // A benchmark measures the API, not the access log, and the simulator's stderr is its
+    // progress; RUST_LOG still overrides.
+    let filter = if matches!(cli.command, Command::Bench(_) | Command::Simulate(_)) {
         "warn"
     } else {
         cfg.log_filter.as_str()
@@ -390,6 +471,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { seed, .. } => demo(cfg, seed).await,
         Command::Bench(cmd) => crate::bench::run(cmd, cfg).await,
+        Command::Simulate(args) => simulate(args).await,
     }
 }
 
@@ -443,6 +525,8 @@ pub async fn import_with_progress(
 }
 
 const DEMO_MERCHANT: &str = "演示商户 Demo";
+/// The name of the demo's simulated assistant device.
+const DEMO_DEVICE: &str = "演示助手 demo assistant";
 
 async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
     let signals = ShutdownSignals::register();
@@ -487,13 +571,47 @@ async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
         Some(c) => c,
         None => admin.add_merchant_client(m).await?,
     };
+    // A simulated assistant (助手) for the demo merchant, so GetChat grows while the user
+    // watches and a message sent with doSendPublicMes is executed and answered. A new
+    // device each run (only a token's hash is stored, so an old one cannot be reused);
+    // the previous runs' devices are revoked so they do not pile up as live credentials.
+    for d in admin.devices(m).await? {
+        if d.name == DEMO_DEVICE && d.revoked_at.is_none() {
+            admin.revoke_device(m, d.device_id).await?;
+        }
+    }
+    let device = admin.create_device(m, DEMO_DEVICE).await?;
+    let addr = app.local_addr();
+    let base = format!("http://{addr}");
+    let mut sim = crate::simulate::SimConfig::new(base.clone(), device.device_token);
+    sim.accounts = 3;
+    sim.fans = 20;
+    sim.rate = 2.0;
+    sim.task_latency = std::time::Duration::from_millis(800);
+    sim.reply_probability = 1.0;
+    sim.seed = seed;
+    signals.spawn_handler(app.shutdown_token());
+    let sim_stop = app.shutdown_token().child_token();
+    let server = tokio::spawn(app.run());
+    let simulator = tokio::spawn(crate::simulate::Simulator::new(sim).run(sim_stop.clone()));
+    // The live conversation to show: the simulator's first account and fan, once the
+    // account has reported itself (it is created then).
+    let live_account = crate::simulate::account_wxid(seed, device.device_id, 1);
+    let live_fan = format!("{live_account}_f1");
+    let mut live_wechat_id = None;
+    for _ in 0..100 {
+        let accounts = store.tenant(m).device_accounts(device.device_id).await?;
+        if let Some((id, _)) = accounts.iter().find(|(_, o)| *o == live_account) {
+            live_wechat_id = Some(*id);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let (wechat_id, fans_key) = data
         .chats
         .first()
         .map(|c| (c.ad_wechat_id, c.ad_chatting_talter.clone()))
         .unwrap_or_default();
-    let addr = app.local_addr();
-    let base = format!("http://{addr}");
     println!("Juhe demo is running on {base} ({db}). Ctrl-C stops it.");
     println!();
     match reused {
@@ -521,7 +639,39 @@ async fn demo(cfg: Config, seed: u64) -> anyhow::Result<()> {
         "  curl -s {base}/v2/ChatMess/GetChat -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"wechatId\": {wechat_id}, \"fansKey\": \"{fans_key}\", \"minChattingId\": 0, \"pageSize\": \"20\", \"pageIndex\": \"1\"}}'"
     );
     println!();
+    match live_wechat_id {
+        Some(live) => {
+            println!(
+                "A simulated assistant (device {}) is online: 3 operating accounts, 20 fans each, about two messages a second. Watch one account's chats arrive:",
+                device.device_id
+            );
+            println!(
+                "  curl -s {base}/v2/ChatMess/GetChatFeed -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"wechatId\": {live}, \"minChattingId\": 0, \"pageSize\": 50}}'"
+            );
+            println!();
+            println!("Send one of its fans a message; the assistant sends it within a second or two and the fan answers:");
+            println!(
+                "  curl -s {base}/v2/ChatMess/doSendPublicMes -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"WechatId\": {live}, \"ToUserName\": \"{live_fan}\", \"RelationType\": 0, \"MsgType\": \"text\", \"Text\": \"您好,这是一条演示消息\"}}'"
+            );
+            println!("Then read that conversation:");
+            println!(
+                "  curl -s {base}/v2/ChatMess/GetChat -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"wechatId\": {live}, \"fansKey\": \"{live_fan}\", \"minChattingId\": 0, \"pageSize\": \"50\", \"pageIndex\": \"1\"}}'"
+            );
+        }
+        None => println!(
+            "The simulated assistant did not come online within 10 s; the API works without it."
+        ),
+    }
+    println!();
     println!("API reference: {base}/docs   OpenAPI: {base}/openapi.json   Metrics: {base}/metrics");
-    signals.spawn_handler(app.shutdown_token());
-    app.run().await
+    let served = server
+        .await
+        .map_err(|e| anyhow::anyhow!("the server task failed: {e}"))?;
+    sim_stop.cancel();
+    match tokio::time::timeout(std::time::Duration::from_secs(5), simulator).await {
+        Ok(Ok(Ok(s))) => eprintln!("simulated assistant: {}", serde_json::to_string(&s)?),
+        Ok(Ok(Err(e))) => eprintln!("simulated assistant stopped: {e:#}"),
+        _ => {}
+    }
+    served
 }
