@@ -88,9 +88,7 @@ impl Code {
             | Code::FriendNotFound
             | Code::StaffNotFound
             | Code::WechatNotFound => StatusCode::NOT_FOUND,
-            Code::IdempotencyConflict | Code::NoAssistant | Code::Conflict => {
-                StatusCode::CONFLICT
-            }
+            Code::IdempotencyConflict | Code::NoAssistant | Code::Conflict => StatusCode::CONFLICT,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -348,7 +346,7 @@ impl From<crate::core::Rejection> for ApiError {
         use crate::core::Rejection as R;
         let code = match &r {
             R::Invalid { .. } => Code::ParamError,
-            R::UnknownWechat { .. } => Code::WechatNotFound,
+            R::UnknownWechat { .. } | R::UnknownWechatKey { .. } => Code::WechatNotFound,
             R::UnknownStaff { .. } => Code::StaffNotFound,
             R::UnknownFan { .. } => Code::FriendNotFound,
             R::NotFound { .. } => Code::NotFound,

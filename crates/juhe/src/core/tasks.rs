@@ -112,7 +112,9 @@ impl Message {
             3 => (format!("imgs[{url}]"), None),
             43 => (
                 format!("video[{url}]"),
-                Some(serde_json::json!({"title": title, "description": self.description.clone().unwrap_or_default(), "url": url})),
+                Some(
+                    serde_json::json!({"title": title, "description": self.description.clone().unwrap_or_default(), "url": url}),
+                ),
             ),
             496 => (
                 format!("file[{url}]"),
@@ -132,14 +134,24 @@ impl Message {
                 })),
             ),
             42 => (
-                format!("MP[{}]", if title.is_empty() { self.card_wxid.clone().unwrap_or_default() } else { title.clone() }),
+                format!(
+                    "MP[{}]",
+                    if title.is_empty() {
+                        self.card_wxid.clone().unwrap_or_default()
+                    } else {
+                        title.clone()
+                    }
+                ),
                 Some(serde_json::json!({"nickname": title})),
             ),
             _ => (self.text.clone().unwrap_or_default(), None),
         };
         let resvred = resvred.map(|v| {
-            percent_encoding::utf8_percent_encode(&v.to_string(), percent_encoding::NON_ALPHANUMERIC)
-                .to_string()
+            percent_encoding::utf8_percent_encode(
+                &v.to_string(),
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .to_string()
         });
         (kind, content, resvred)
     }
@@ -203,7 +215,10 @@ pub async fn record_result(
     sent_at: i64,
 ) -> Outcome<ResultOutcome> {
     let mut tx = t.begin().await?;
-    let out = match t.finish_task_in(&mut tx, device_id, task_id, result).await? {
+    let out = match t
+        .finish_task_in(&mut tx, device_id, task_id, result)
+        .await?
+    {
         Finished::Unknown => ResultOutcome::Unknown,
         Finished::Already(row) => ResultOutcome::Duplicate(row),
         Finished::Now(mut row) => {

@@ -270,20 +270,23 @@ impl Conn {
         let v: Value = match serde_json::from_str(text) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => {
-                self.refuse(None, FrameError::new("bad_frame", "a frame is a JSON object"))
-                    .await;
-                return None;
-            }
-            Err(e) => {
                 self.refuse(
                     None,
-                    FrameError::new("bad_frame", format!("not JSON: {e}")),
+                    FrameError::new("bad_frame", "a frame is a JSON object"),
                 )
                 .await;
                 return None;
             }
+            Err(e) => {
+                self.refuse(None, FrameError::new("bad_frame", format!("not JSON: {e}")))
+                    .await;
+                return None;
+            }
         };
-        let id = v.get("id").filter(|i| i.is_string() || i.is_number()).cloned();
+        let id = v
+            .get("id")
+            .filter(|i| i.is_string() || i.is_number())
+            .cloned();
         let Some(kind) = v.get("type").and_then(Value::as_str).map(str::to_owned) else {
             self.refuse(id, FrameError::invalid("type", "is required (a string)"))
                 .await;
@@ -324,11 +327,7 @@ impl Conn {
             return Ok(*id);
         }
         // Not this device's: say whether another device serves it, without telling which.
-        let other = self
-            .tenant()
-            .wechat_by_original(name)
-            .await
-            .map_err(busy)?;
+        let other = self.tenant().wechat_by_original(name).await.map_err(busy)?;
         Err(match other {
             Some(_) => FrameError {
                 code: "forbidden",
@@ -414,8 +413,14 @@ impl Conn {
         for (i, fan) in f.fans.into_iter().enumerate() {
             let at = |name: &str| format!("fans[{i}].{name}");
             frames::ident(&at("wxid"), &fan.wxid)?;
-            for (name, s) in [("alias", &fan.alias), ("name", &fan.name), ("photo", &fan.photo)] {
-                if s.as_ref().is_some_and(|s| s.chars().count() > frames::MAX_SHORT) {
+            for (name, s) in [
+                ("alias", &fan.alias),
+                ("name", &fan.name),
+                ("photo", &fan.photo),
+            ] {
+                if s.as_ref()
+                    .is_some_and(|s| s.chars().count() > frames::MAX_SHORT)
+                {
                     return Err(FrameError::invalid(at(name), "is too long"));
                 }
             }
@@ -564,8 +569,14 @@ impl Conn {
         if let Some(t) = f.time {
             frames::time("time", t)?;
         }
-        for (name, s) in [("code", &f.code), ("message", &f.message), ("msgId", &f.msg_id)] {
-            if s.as_ref().is_some_and(|s| s.chars().count() > frames::MAX_SHORT) {
+        for (name, s) in [
+            ("code", &f.code),
+            ("message", &f.message),
+            ("msgId", &f.msg_id),
+        ] {
+            if s.as_ref()
+                .is_some_and(|s| s.chars().count() > frames::MAX_SHORT)
+            {
                 return Err(FrameError::invalid(name, "is too long"));
             }
         }
@@ -597,9 +608,10 @@ impl Conn {
             ));
         }
         let at = f.time.unwrap_or_else(crate::store::now);
-        let out = core::tasks::record_result(self.tenant(), self.auth.device_id, f.task_id, &result, at)
-            .await
-            .map_err(rejection)?;
+        let out =
+            core::tasks::record_result(self.tenant(), self.auth.device_id, f.task_id, &result, at)
+                .await
+                .map_err(rejection)?;
         self.inflight.remove(&f.task_id);
         let ack = match out {
             ResultOutcome::Unknown => return Err(unknown_task(f.task_id)),
@@ -607,7 +619,11 @@ impl Conn {
                 json!({"state": state_name(row.state), "duplicate": true})
             }
             ResultOutcome::Recorded(row) => {
-                tracing::debug!(task_id = row.task_id, state = state_name(row.state), "task finished");
+                tracing::debug!(
+                    task_id = row.task_id,
+                    state = state_name(row.state),
+                    "task finished"
+                );
                 json!({"state": state_name(row.state)})
             }
         };
@@ -627,7 +643,10 @@ fn unknown_task(id: i64) -> FrameError {
 /// A database failure: nothing was stored; the assistant sends the frame again later.
 fn busy(e: sqlx::Error) -> FrameError {
     tracing::warn!(error = %e, "an assistant frame could not be stored");
-    FrameError::new("busy", "the server could not store this frame now; send it again later")
+    FrameError::new(
+        "busy",
+        "the server could not store this frame now; send it again later",
+    )
 }
 
 fn rejection(r: Rejection) -> FrameError {

@@ -51,7 +51,9 @@ impl Admin<'_> {
         let token = device_token();
         let mut tx = self.store.begin_write().await?;
         let id = take_ids(&mut tx, m, "device", 1).await?;
-        let mut q = Sql::new("INSERT INTO devices (merchant_id, device_id, name, token_hash, created_at) VALUES (");
+        let mut q = Sql::new(
+            "INSERT INTO devices (merchant_id, device_id, name, token_hash, created_at) VALUES (",
+        );
         q.bind(m.get())
             .push(", ")
             .bind(id)
@@ -94,7 +96,8 @@ impl Admin<'_> {
             .push(" AND revoked_at IS NULL");
         let n = q.execute(&mut *tx).await?;
         if n > 0 {
-            let mut q = Sql::new("UPDATE wechats SET device_id = NULL, online = 0 WHERE merchant_id = ");
+            let mut q =
+                Sql::new("UPDATE wechats SET device_id = NULL, online = 0 WHERE merchant_id = ");
             q.bind(m.get()).push(" AND device_id = ").bind(device_id);
             q.execute(&mut *tx).await?;
         }
@@ -144,7 +147,10 @@ pub struct AccountReport {
 /// What reporting an account found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountClaim {
-    Served { wechat_id: i64, created: bool },
+    Served {
+        wechat_id: i64,
+        created: bool,
+    },
     /// Another device serves it.
     OtherDevice,
 }
@@ -235,7 +241,9 @@ impl Tenant<'_> {
                 // id in use: imported accounts carry their own ids, which the counter never
                 // saw.
                 let next = take_ids(&mut tx, self.m, "wechat", 1).await?;
-                let mut q = Sql::new("SELECT COALESCE(MAX(wechat_id), 0) FROM wechats WHERE merchant_id = ");
+                let mut q = Sql::new(
+                    "SELECT COALESCE(MAX(wechat_id), 0) FROM wechats WHERE merchant_id = ",
+                );
                 q.bind(self.m.get());
                 let max: i64 = q.scalar(&mut *tx).await?;
                 let id = next.max(max + 1);

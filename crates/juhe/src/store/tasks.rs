@@ -259,7 +259,10 @@ impl Tenant<'_> {
                 continue;
             }
             let paced = if interval_ms > 0 {
-                last.get(&acct).copied().unwrap_or(0).saturating_add(interval_ms)
+                last.get(&acct)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_add(interval_ms)
             } else {
                 0
             };
@@ -273,7 +276,9 @@ impl Tenant<'_> {
         }
         if !claimed.is_empty() {
             let t = now();
-            let mut q = Sql::new("UPDATE device_tasks SET state = 1, attempts = attempts + 1, delivered_at = ");
+            let mut q = Sql::new(
+                "UPDATE device_tasks SET state = 1, attempts = attempts + 1, delivered_at = ",
+            );
             q.bind(t)
                 .push(" WHERE merchant_id = ")
                 .bind(self.m.get())
@@ -378,7 +383,9 @@ impl Tenant<'_> {
             .bind(bulk_task_id)
             .push(" AND t.state = 1");
         let delivered: Vec<TaskRow> = q.fetch_all(&mut *tx.0).await?;
-        let mut q = Sql::new("UPDATE device_tasks SET state = 4, result_code = 'cancelled', finished_at = ");
+        let mut q = Sql::new(
+            "UPDATE device_tasks SET state = 4, result_code = 'cancelled', finished_at = ",
+        );
         q.bind(now())
             .push(" WHERE merchant_id = ")
             .bind(self.m.get())
@@ -403,9 +410,14 @@ impl Store {
     /// Fails every unfinished task past its expiry, in any merchant. Returns what it
     /// failed, so the caller can tell connections and bulk sends. Every process runs this;
     /// the `state < 2` guard makes a task expire once.
-    pub async fn expire_tasks(&self, limit: i64) -> Result<Vec<(MerchantId, TaskRow)>, sqlx::Error> {
+    pub async fn expire_tasks(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(MerchantId, TaskRow)>, sqlx::Error> {
         let t = now();
-        let mut q = Sql::new("SELECT merchant_id, task_id FROM device_tasks WHERE state < 2 AND expires_at <= ");
+        let mut q = Sql::new(
+            "SELECT merchant_id, task_id FROM device_tasks WHERE state < 2 AND expires_at <= ",
+        );
         q.bind(t).push(" ORDER BY expires_at LIMIT ").bind(limit);
         let due: Vec<(i64, i64)> = q.fetch_all(self.read_pool()).await?;
         let mut out = Vec::new();
