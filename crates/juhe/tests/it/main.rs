@@ -3,7 +3,9 @@
 
 mod helpers;
 
+mod activation;
 mod auth;
+mod bulk_run;
 mod bulk_send;
 mod chat;
 mod device_client;
@@ -13,6 +15,7 @@ mod feed;
 mod import;
 mod input;
 mod lists;
+mod notification;
 mod openapi;
 mod ops;
 mod ops_hardening;
