@@ -296,6 +296,28 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_activation_counts_once_with_the_chats_and_alone_where_they_show_none() {
+        let mut a = Aggregator::new(
+            Window {
+                start: 0,
+                end: 1_000_000,
+                idle_secs: 3600,
+                reply_window_secs: 3600,
+                day_of: &|t| t - t % 86400,
+                bucket: &|s| (s == "S1").then_some(0),
+            },
+            1,
+        );
+        // Fan "a": activated by a chat and by the API the same day: one. Fan "b": only by
+        // the API: one more. Fan "a" again on another day by the API: one more.
+        a.push_recorded(1, "a", 0, 10_500);
+        a.push_recorded(1, "b", 0, 10_600);
+        a.push_recorded(1, "a", 0, 10_000 + 86400);
+        a.push(&f("a", 1, Some("S1"), 10_000));
+        assert_eq!(a.finish()[0].activations, 3);
+    }
+
+    #[test]
     fn messages_before_the_range_only_serve_as_history() {
         let facts = vec![f("a", 0, None, 100), f("a", 1, Some("S1"), 5_000)];
         let s = run(&facts, 1_000)[0];

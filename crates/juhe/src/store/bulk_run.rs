@@ -85,6 +85,15 @@ impl Store {
     /// Marks running bulk sends finished once none of their device tasks is open. Every
     /// process may run this; the `state = 1` guard makes it happen once.
     pub async fn finish_bulk_sends(&self) -> Result<u64, sqlx::Error> {
+        // Read first: this runs every poll, and on SQLite a write transaction takes the one
+        // write lock that ingest needs, even when there is nothing to finish.
+        let running: Option<(i64,)> =
+            Sql::new("SELECT task_id FROM bulk_send_tasks WHERE state = 1 LIMIT 1")
+                .fetch_optional(self.read_pool())
+                .await?;
+        if running.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.begin_write().await?;
         let mut q = Sql::new("UPDATE bulk_send_tasks SET state = 2, updated_at = ");
         q.bind(now()).push(
