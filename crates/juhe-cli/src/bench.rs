@@ -24,6 +24,12 @@ pub enum BenchCmd {
     /// Chat writing throughput: imports a generated history into a new merchant (or
     /// records it in batches through `core::chats::record`, as the gateway will).
     Ingest(IngestArgs),
+    /// Chats reported by simulated assistants over the gateway (server as a child process).
+    GatewayIngest(crate::bench_gateway::GatewayIngestArgs),
+    /// Assistant connections held open with heartbeats: the server's memory.
+    GatewayConnections(crate::bench_gateway::GatewayConnectionsArgs),
+    /// doSendPublicMes → assistant → result committed: round-trip latency at a fixed rate.
+    GatewaySend(crate::bench_gateway::GatewaySendArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -127,6 +133,27 @@ pub async fn run(cmd: BenchCmd, mut cfg: Config) -> anyhow::Result<()> {
             }
             ingest(args, cfg).await
         }
+        BenchCmd::GatewayIngest(args) => {
+            default_bench_db(&mut cfg, "bench-gateway.db");
+            crate::bench_gateway::gateway_ingest(args, cfg).await
+        }
+        BenchCmd::GatewayConnections(args) => {
+            default_bench_db(&mut cfg, "bench-gateway.db");
+            crate::bench_gateway::gateway_connections(args, cfg).await
+        }
+        BenchCmd::GatewaySend(args) => {
+            default_bench_db(&mut cfg, "bench-gateway.db");
+            crate::bench_gateway::gateway_send(args, cfg).await
+        }
+    }
+}
+
+/// Benchmarks never write into the default database of `juhe serve`.
+fn default_bench_db(cfg: &mut Config, file: &str) {
+    if std::env::var_os("JUHE_DATABASE_URL").is_none()
+        && cfg.database_url == "sqlite://data/juhe.db"
+    {
+        cfg.database_url = format!("sqlite://data/{file}");
     }
 }
 

@@ -66,6 +66,9 @@ pub enum Command {
     /// Manage agents (代理商).
     #[command(subcommand)]
     Agent(AgentCmd),
+    /// Manage assistant devices (助手) that connect to /assistant/ws.
+    #[command(subcommand)]
+    Device(DeviceCmd),
     /// Import a merchant's organisation and history from a JSON file (the fixture format).
     Import {
         #[arg(long)]
@@ -134,6 +137,30 @@ pub enum AgentCmd {
     RevokeTokens {
         #[arg(long)]
         agent: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCmd {
+    /// Create a device for a merchant; prints {"deviceId","deviceToken"} (the token is shown once).
+    Create {
+        #[arg(long)]
+        merchant: i64,
+        #[arg(long, default_value = "assistant")]
+        name: String,
+    },
+    /// List a merchant's devices, one JSON object per line.
+    List {
+        #[arg(long)]
+        merchant: i64,
+    },
+    /// Revoke a device's token; its connections close at once and its accounts can be
+    /// claimed by another device.
+    Revoke {
+        #[arg(long)]
+        merchant: i64,
+        #[arg(long)]
+        device: i64,
     },
 }
 
@@ -307,6 +334,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 AgentCmd::RevokeTokens { agent } => {
                     let n = admin.revoke_agent_tokens(agent).await?;
                     print_json(&serde_json::json!({"agentId": agent, "revokedTokens": n}))?
+                }
+            }
+            store.close().await;
+            Ok(())
+        }
+        Command::Device(cmd) => {
+            let store = open_store(&cfg).await?;
+            let admin = store.admin();
+            match cmd {
+                DeviceCmd::Create { merchant: id, name } => {
+                    if name.trim().is_empty() {
+                        bail!("--name must not be empty");
+                    }
+                    let m = merchant(&store, id).await?;
+                    print_json(&admin.create_device(m, name.trim()).await?)?
+                }
+                DeviceCmd::List { merchant: id } => {
+                    let m = merchant(&store, id).await?;
+                    for d in admin.devices(m).await? {
+                        print_json(&d)?;
+                    }
+                }
+                DeviceCmd::Revoke {
+                    merchant: id,
+                    device,
+                } => {
+                    let m = merchant(&store, id).await?;
+                    let revoked = admin.revoke_device(m, device).await?;
+                    if !revoked
+                        && !admin
+                            .devices(m)
+                            .await?
+                            .iter()
+                            .any(|d| d.device_id == device)
+                    {
+                        bail!("merchant {id} has no device {device}");
+                    }
+                    print_json(
+                        &serde_json::json!({"deviceId": device, "revoked": true, "wasActive": revoked}),
+                    )?
                 }
             }
             store.close().await;

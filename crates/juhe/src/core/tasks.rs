@@ -43,7 +43,7 @@ pub struct Message {
     pub card_wxid: Option<String>,
 }
 
-/// Message types an integrator can send: the name, the GetChat `ad_chatting_type` the sent
+/// Message types an integrator can send: the name, the GetChat `ad_chatting_sate` the sent
 /// message is recorded with, and the fields it requires (documented names).
 pub const MESSAGE_TYPES: &[(&str, i64, &[&str])] = &[
     ("text", 1, &["Text"]),
@@ -280,4 +280,46 @@ fn sent_chats(row: &TaskRow, msg_id: Option<&str>, at: i64) -> Vec<NewChat> {
             }
         })
         .collect()
+}
+
+/// The operating account a request names: its `ad_wechat_id` (digits) or its original
+/// WeChat id, as the documented examples use both.
+pub async fn account_id(t: Tenant<'_>, key: &str, field: &'static str) -> Outcome<i64> {
+    let key = key.trim();
+    if let Ok(id) = key.parse::<i64>() {
+        if t.unknown_wechats(&[id]).await?.is_empty() {
+            return Ok(id);
+        }
+    }
+    match t.wechat_by_original(key).await? {
+        Some((id, _)) => Ok(id),
+        None => Err(match key.parse::<i64>() {
+            Ok(id) => Rejection::UnknownWechat { field, id },
+            Err(_) => Rejection::invalid(
+                field,
+                format!(
+                    "no operating account {key:?} (give its ad_wechat_id or original WeChat id)"
+                ),
+            ),
+        }),
+    }
+}
+
+/// The recipient must be a fan (or group) of the account: a message to a stranger would
+/// only fail on the phone, minutes later.
+pub async fn check_recipient(
+    t: Tenant<'_>,
+    wechat_id: i64,
+    to: &str,
+    field: &'static str,
+) -> Outcome<()> {
+    if t.fan_exists(wechat_id, to).await? {
+        Ok(())
+    } else {
+        Err(Rejection::UnknownFan {
+            field,
+            fan: to.to_owned(),
+            wechat_id,
+        })
+    }
 }

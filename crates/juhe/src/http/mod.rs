@@ -4,6 +4,7 @@
 pub mod ad;
 pub mod bulk_send;
 pub mod chat;
+pub mod chatmess;
 pub mod conversation;
 pub mod extract;
 pub mod friend;
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(todo::router())
         .merge(report::router())
         .merge(chat::router())
+        .merge(chatmess::router())
         .merge(conversation::router())
         .merge(meeting::router())
         .merge(bulk_send::router())

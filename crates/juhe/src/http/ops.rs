@@ -56,6 +56,7 @@ impl Modify for Security {
         super::chat::get_chat, super::chat::get_chat_feed,
         super::conversation::apply_take_over, super::conversation::end_take_over, super::conversation::get_take_over_state,
         super::conversation::activation_conversation, super::conversation::send_notification, super::conversation::get_notification_list,
+        super::chatmess::do_send_public_mes, super::chatmess::get_task_result,
         super::meeting::get_meeting_voice_call,
         super::bulk_send::save_bulk_send_task, super::bulk_send::delete_bulk_send_task, super::bulk_send::get_bulk_send_task,
         super::bulk_send::get_bulk_send_task_progress, super::bulk_send::get_bulk_send_task_items,
@@ -69,7 +70,7 @@ impl Modify for Security {
         (name = "AdManage", description = "Ads (广告)"),
         (name = "Todo", description = "To-dos (待办)"),
         (name = "Report", description = "Service statistics"),
-        (name = "ChatMess", description = "Chat records"),
+        (name = "ChatMess", description = "Chat records and conversation actions (send, takeover, activation, notification)"),
         (name = "MeetingCall", description = "Call recordings (音频存档)"),
         (name = "BulkSend", description = "RPA bulk send (群发)"),
     )
@@ -90,7 +91,8 @@ pub fn spec() -> &'static serde_json::Value {
 }
 
 /// Operations that honour `Idempotency-Key`.
-const IDEMPOTENT: [&str; 5] = [
+const IDEMPOTENT: [&str; 6] = [
+    "/v2/ChatMess/doSendPublicMes",
     "/v2/Todo/AddRecord",
     "/v2/Todo/AddRecordNew",
     "/v2/BulkSend/SaveBulkSendTask",
@@ -102,7 +104,7 @@ const IDEMPOTENT: [&str; 5] = [
 /// request structs read every field leniently and decide in the handler, so utoipa cannot
 /// see this; the test `the_required_lists_name_exactly_what_the_server_requires` keeps the
 /// table honest.
-const REQUIRED: [(&str, &[&str]); 15] = [
+const REQUIRED: [(&str, &[&str]); 17] = [
     (
         "/v2/ChatMess/applyTakeOver",
         &["wechat_key", "friend_key", "apply_key"],
@@ -127,6 +129,11 @@ const REQUIRED: [(&str, &[&str]); 15] = [
     ("/v2/BulkSend/GetBulkSendTaskProgress", &["ad_bulk_send_id"]),
     ("/v2/BulkSend/GetBulkSendTaskItems", &["ad_bulk_send_id"]),
     ("/v2/ChatMess/GetChat", &["wechatId", "fansKey"]),
+    (
+        "/v2/ChatMess/doSendPublicMes",
+        &["WechatId", "ToUserName", "MsgType"],
+    ),
+    ("/v2/ChatMess/GetTaskResult", &["taskId"]),
     (
         "/v2/Todo/AddRecord",
         &[
@@ -476,6 +483,11 @@ fn request_examples() -> Vec<(&'static str, serde_json::Value)> {
             "/v2/ChatMess/GetNotificationList",
             json!({"staff_code": "S001", "minId": 0, "pageIndex": 1, "pageSize": 20}),
         ),
+        (
+            "/v2/ChatMess/doSendPublicMes",
+            json!({"WechatId": "135389", "ToUserName": "wxid_fan0001", "RelationType": 0, "MsgType": "text", "Text": "您好,订单已发货"}),
+        ),
+        ("/v2/ChatMess/GetTaskResult", json!({"taskId": 1})),
         (
             "/v2/MeetingCall/GetMeetingVoiceCall",
             json!({"pageIndex": 1, "pageSize": 20}),

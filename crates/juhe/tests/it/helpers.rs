@@ -20,6 +20,7 @@ pub struct TestApp {
     pub store: Store,
     pub http: reqwest::Client,
     pub db_url: String,
+    kind: Db,
     shutdown: CancellationToken,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
@@ -107,10 +108,16 @@ impl TestApp {
             store,
             http: reqwest::Client::new(),
             db_url: url,
+            kind: db,
             shutdown,
             _dir: dir,
             pg,
         })
+    }
+
+    /// The backend this app runs on, to start another one like it.
+    pub fn db(&self) -> Db {
+        self.kind
     }
 
     pub async fn merchant(&self, name: &str) -> Tenant {

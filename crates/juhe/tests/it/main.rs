@@ -4,6 +4,7 @@
 mod helpers;
 
 mod activation;
+mod assistant;
 mod auth;
 mod bulk_run;
 mod bulk_send;
@@ -12,6 +13,7 @@ mod device_client;
 mod durability;
 mod envelope;
 mod feed;
+mod gateway;
 mod import;
 mod input;
 mod lists;

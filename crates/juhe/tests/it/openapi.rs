@@ -37,7 +37,8 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
     out
 }
 
-const IDEMPOTENT: [&str; 5] = [
+const IDEMPOTENT: [&str; 6] = [
+    "/v2/ChatMess/doSendPublicMes",
     "/v2/Todo/AddRecord",
     "/v2/Todo/AddRecordNew",
     "/v2/BulkSend/SaveBulkSendTask",

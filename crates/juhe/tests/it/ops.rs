@@ -59,6 +59,8 @@ async fn the_openapi_document_is_3_1_and_describes_every_route() {
         "/v2/Report/GetActivationListByStaff",
         "/v2/ChatMess/GetChat",
         "/v2/ChatMess/GetChatFeed",
+        "/v2/ChatMess/doSendPublicMes",
+        "/v2/ChatMess/GetTaskResult",
         "/v2/ChatMess/applyTakeOver",
         "/v2/ChatMess/endTakeOver",
         "/v2/ChatMess/GetTakeOverState",
