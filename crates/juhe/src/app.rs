@@ -70,6 +70,12 @@ impl Application {
         ));
         let hub = self.state.gateway.clone();
         hub.spawn_background(token.clone());
+        tokio::spawn(crate::core::bulk_run::run_loop(
+            store.clone(),
+            hub.clone(),
+            self.state.cfg.gateway.clone(),
+            token.clone(),
+        ));
         let app = router(self.state);
         tracing::info!(%addr, "listening");
         // Connect info gives the per-address authentication limits their key.

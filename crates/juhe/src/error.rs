@@ -346,7 +346,7 @@ impl From<crate::core::Rejection> for ApiError {
         use crate::core::Rejection as R;
         let code = match &r {
             R::Invalid { .. } => Code::ParamError,
-            R::UnknownWechat { .. } => Code::WechatNotFound,
+            R::UnknownWechat { .. } | R::UnknownWechatKey { .. } => Code::WechatNotFound,
             R::UnknownStaff { .. } => Code::StaffNotFound,
             R::UnknownFan { .. } => Code::FriendNotFound,
             R::NotFound { .. } => Code::NotFound,

@@ -17,7 +17,9 @@
 //!   silence between two sessions.
 //! - *First response time*: the first reply time of each conversation in the range.
 //! - *Activation*: a staff member sends into a conversation that had no message (either
-//!   way) in the preceding `activation_idle_hours`. Counted once per fan per staff per day.
+//!   way) in the preceding `activation_idle_hours`, or ActivationConversation activates the
+//!   conversation for the staff member. Counted once per fan per staff per day, whichever
+//!   way (or both) it happened.
 
 /// One chat message, reduced to what the metrics need, with its conversation's owner.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -64,6 +66,9 @@ pub struct Aggregator<'a> {
     w: Window<'a>,
     out: Vec<Sums>,
     conv: Option<Conversation>,
+    /// Recorded activations (ActivationConversation) not yet matched by a chat-derived
+    /// one: (account, fan, bucket, day).
+    recorded: std::collections::HashSet<(i64, String, usize, i64)>,
 }
 
 /// The state of the conversation being read.
@@ -86,6 +91,18 @@ impl<'a> Aggregator<'a> {
             w,
             out: vec![Sums::default(); buckets],
             conv: None,
+            recorded: Default::default(),
+        }
+    }
+
+    /// Adds an activation recorded by ActivationConversation at `at` (inside the window)
+    /// for `bucket`. Counted once with the chat-derived activation of the same fan, bucket
+    /// and day, if there is one.
+    pub fn push_recorded(&mut self, wechat_id: i64, fan: &str, bucket: usize, at: i64) {
+        if bucket < self.out.len() {
+            let day = (self.w.day_of)(at);
+            self.recorded
+                .insert((wechat_id, fan.to_owned(), bucket, day));
         }
     }
 
@@ -161,7 +178,9 @@ impl<'a> Aggregator<'a> {
             for b in c.served {
                 self.out[b].fans_served += 1;
             }
-            for (b, _) in c.activated {
+            for (b, day) in c.activated {
+                self.recorded
+                    .remove(&(c.wechat_id, c.talker.clone(), b, day));
                 self.out[b].activations += 1;
             }
         }
@@ -169,6 +188,9 @@ impl<'a> Aggregator<'a> {
 
     pub fn finish(mut self) -> Vec<Sums> {
         self.close();
+        for (_, _, b, _) in std::mem::take(&mut self.recorded) {
+            self.out[b].activations += 1;
+        }
         self.out
     }
 }
@@ -271,6 +293,28 @@ mod tests {
             f("a", 1, Some("S1"), 100_000),
         ];
         assert_eq!(run(&facts, 0)[0].activations, 2);
+    }
+
+    #[test]
+    fn a_recorded_activation_counts_once_with_the_chats_and_alone_where_they_show_none() {
+        let mut a = Aggregator::new(
+            Window {
+                start: 0,
+                end: 1_000_000,
+                idle_secs: 3600,
+                reply_window_secs: 3600,
+                day_of: &|t| t - t % 86400,
+                bucket: &|s| (s == "S1").then_some(0),
+            },
+            1,
+        );
+        // Fan "a": activated by a chat and by the API the same day: one. Fan "b": only by
+        // the API: one more. Fan "a" again on another day by the API: one more.
+        a.push_recorded(1, "a", 0, 10_500);
+        a.push_recorded(1, "b", 0, 10_600);
+        a.push_recorded(1, "a", 0, 10_000 + 86400);
+        a.push(&f("a", 1, Some("S1"), 10_000));
+        assert_eq!(a.finish()[0].activations, 3);
     }
 
     #[test]

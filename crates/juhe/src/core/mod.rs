@@ -9,9 +9,13 @@
 //! where the write must share a transaction with something else (an idempotency key, a
 //! whole import), the caller's transaction.
 
+pub mod activation;
+pub mod bulk_run;
 pub mod bulk_send;
 pub mod chats;
 pub mod import;
+pub mod notify;
+pub mod takeover;
 pub mod tasks;
 pub mod todo;
 
@@ -26,6 +30,11 @@ pub enum Rejection {
     /// The merchant has no such operating account (运营号).
     #[error("{field}: no operating account {id}")]
     UnknownWechat { field: &'static str, id: i64 },
+    /// The merchant has no operating account by that id or original WeChat id.
+    #[error(
+        "{field}: no operating account {key:?} (give its ad_wechat_id or its original WeChat id)"
+    )]
+    UnknownWechatKey { field: &'static str, key: String },
     /// The merchant has no such staff member.
     #[error("{field}: no staff member {code}")]
     UnknownStaff { field: &'static str, code: String },

@@ -324,6 +324,12 @@ async fn takeover_snapshot(
     store: &Store,
     auth: DeviceAuth,
 ) -> Result<Vec<serde_json::Value>, sqlx::Error> {
-    let _ = (store, auth);
-    Ok(Vec::new())
+    let open = store
+        .tenant(auth.merchant)
+        .open_takeovers_of_device(auth.device_id)
+        .await?;
+    Ok(open
+        .iter()
+        .map(crate::core::takeover::snapshot_frame)
+        .collect())
 }

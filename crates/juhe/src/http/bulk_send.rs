@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::extract::{idempotent, replay_header, Body, IdempotencyKey, Merchant};
-use super::AppState;
+use super::extract::{idempotent, page, replay_header, Body, IdempotencyKey, Merchant};
+use super::{paged, AppState};
 use crate::error::{ApiError, ApiResult, Envelope, Values};
 use crate::lenient::{check_str, IntList, OptInt, OptStr, OptTime, StrList, MAX_TEXT};
 use crate::store::misc::{BulkRow, BulkSendTask, Deleted};
@@ -28,8 +28,8 @@ pub struct BulkSendTaskOut {
     pub send_time: Option<LocalTime>,
     pub interval_seconds: i64,
     pub staff_code: Option<String>,
-    /// 0 saved (waiting), 1 running, 2 finished, 3 cancelled. Only 0 exists until the
-    /// assistant gateway executes tasks.
+    /// 0 saved (waiting for `send_time`), 1 running (items handed to the assistants),
+    /// 2 finished (every item has a result), 3 cancelled (deleted before it finished).
     pub state: i64,
     pub create_time: LocalTime,
     pub update_time: LocalTime,
@@ -61,6 +61,14 @@ pub fn router() -> Router<AppState> {
             post(delete_bulk_send_task),
         )
         .route("/v2/BulkSend/GetBulkSendTask", post(get_bulk_send_task))
+        .route(
+            "/v2/BulkSend/GetBulkSendTaskProgress",
+            post(get_bulk_send_task_progress),
+        )
+        .route(
+            "/v2/BulkSend/GetBulkSendTaskItems",
+            post(get_bulk_send_task_items),
+        )
 }
 
 /// Content item types and their required `data` fields. 0–2 are the original's; 3–6
@@ -189,7 +197,8 @@ pub struct BulkSendIdIn {
     pub ad_bulk_send_id: OptInt,
 }
 
-/// 删除RPA群发: deletes a task; `values` is `true`. Deleting an already deleted task
+/// 删除RPA群发: deletes a task; `values` is `true`. A running task is stopped: its items
+/// not yet sent are cancelled (state 3 cancelled). Deleting an already deleted task
 /// succeeds again (so a retry is harmless); an id that never existed is a 200101.
 #[utoipa::path(post, path = "/v2/BulkSend/DeleteBulkSendTask", tag = "BulkSend", security(("bearer" = [])),
     request_body = BulkSendIdIn, responses((status = 200, body = Envelope<bool>)))]
@@ -199,7 +208,8 @@ pub async fn delete_bulk_send_task(
     Body(b): Body<BulkSendIdIn>,
 ) -> ApiResult<Response> {
     let id = crate::lenient::required_int(b.ad_bulk_send_id, "ad_bulk_send_id")?;
-    match st.store.tenant(m).delete_bulk_send(id).await? {
+    // A running task stops too: what has not been sent is cancelled.
+    match crate::core::bulk_run::delete(st.store.tenant(m), &st.gateway, id).await? {
         Deleted::Now | Deleted::Already => Ok(Values(true).into_response()),
         Deleted::Missing => Err(ApiError::not_found(format!(
             "ad_bulk_send_id: no bulk-send task {id}"
@@ -222,4 +232,156 @@ pub async fn get_bulk_send_task(
             "ad_bulk_send_id: no bulk-send task {id}"
         ))),
     }
+}
+
+/// A running bulk send's progress: its state and its per-fan items counted by state.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[allow(non_snake_case)]
+pub struct BulkSendProgress {
+    pub ad_bulk_send_id: i64,
+    /// 0 saved, 1 running, 2 finished, 3 cancelled.
+    pub state: i64,
+    /// `saved`, `running`, `finished` or `cancelled`.
+    pub stateName: String,
+    /// Whether the task was deleted (DeleteBulkSendTask).
+    pub deleted: bool,
+    /// Items (one per account and fan) written when the task started.
+    pub total: i64,
+    /// Waiting for their turn (pacing, `interval_seconds`).
+    pub pending: i64,
+    /// Handed to the assistant, no result yet.
+    pub delivered: i64,
+    /// Sent (the assistant confirmed).
+    pub sent: i64,
+    /// Failed (the assistant's code, `expired`, or `no_assistant`).
+    pub failed: i64,
+    /// Cancelled by DeleteBulkSendTask.
+    pub cancelled: i64,
+}
+
+/// 读取RPA群发进度 (designed): a task's state and its items counted by state. Readable after
+/// the task was deleted.
+#[utoipa::path(post, path = "/v2/BulkSend/GetBulkSendTaskProgress", tag = "BulkSend", security(("bearer" = [])),
+    request_body = BulkSendIdIn, responses((status = 200, body = Envelope<BulkSendProgress>)))]
+pub async fn get_bulk_send_task_progress(
+    State(st): State<AppState>,
+    Merchant(m): Merchant,
+    Body(b): Body<BulkSendIdIn>,
+) -> ApiResult<Response> {
+    let id = crate::lenient::required_int(b.ad_bulk_send_id, "ad_bulk_send_id")?;
+    let t = st.store.tenant(m);
+    let Some(s) = t.bulk_state(id).await? else {
+        return Err(ApiError::not_found(format!(
+            "ad_bulk_send_id: no bulk-send task {id}"
+        )));
+    };
+    let c = t.bulk_counts(id).await?;
+    // Between the last result and the scheduler's next round the stored state still says
+    // running; the counts already say finished.
+    let state = if s.state == crate::store::bulk_run::RUNNING && c.pending + c.delivered == 0 {
+        crate::store::bulk_run::FINISHED
+    } else {
+        s.state
+    };
+    Ok(Values(BulkSendProgress {
+        ad_bulk_send_id: id,
+        state,
+        stateName: crate::store::bulk_run::state_name(state).to_owned(),
+        deleted: s.deleted_at.is_some(),
+        total: c.total,
+        pending: c.pending,
+        delivered: c.delivered,
+        sent: c.sent,
+        failed: c.failed,
+        cancelled: c.cancelled,
+    })
+    .into_response())
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+#[allow(non_snake_case)]
+pub struct BulkSendItemsIn {
+    /// The bulk-send task id.
+    pub ad_bulk_send_id: OptInt,
+    /// Only items in this state: 0 pending, 1 delivered, 2 sent, 3 failed, 4 cancelled; -1 all (default).
+    pub state: OptInt,
+    pub pageIndex: OptInt,
+    pub pageSize: OptInt,
+}
+
+/// One fan of a bulk send: what became of it.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[allow(non_snake_case)]
+pub struct BulkSendItem {
+    /// The device task's id (GetTaskResult reads it too).
+    pub taskId: i64,
+    pub ad_wechat_id: i64,
+    /// The operating account's original WeChat id.
+    pub wechat_key: String,
+    /// The fan (`ad_friend_wenober`).
+    pub friend_key: String,
+    /// 0 pending, 1 delivered, 2 sent, 3 failed, 4 cancelled.
+    pub state: i64,
+    /// `pending`, `delivered`, `succeeded`, `failed` or `cancelled`.
+    pub stateName: String,
+    /// Times handed to the assistant.
+    pub attempts: i64,
+    /// Why it failed (`expired`, `no_assistant`, `cancelled`, or the assistant's code).
+    pub result_code: Option<String>,
+    pub result_message: Option<String>,
+    /// The GetChat record of the sent message (its first item).
+    pub ad_chatting_id: Option<i64>,
+    /// The assistant's message id of the sent message.
+    pub ad_sermsgid: Option<String>,
+    /// Not sent before this time (pacing).
+    pub scheduledTime: LocalTime,
+    pub deliveredTime: Option<LocalTime>,
+    pub finishedTime: Option<LocalTime>,
+}
+
+impl From<crate::store::bulk_run::BulkItemRow> for BulkSendItem {
+    fn from(r: crate::store::bulk_run::BulkItemRow) -> Self {
+        BulkSendItem {
+            taskId: r.task_id,
+            ad_wechat_id: r.wechat_id,
+            wechat_key: r.account,
+            friend_key: r.fan_key.unwrap_or_default(),
+            state: r.state,
+            stateName: crate::store::tasks::state_name(r.state).to_owned(),
+            attempts: r.attempts,
+            result_code: r.result_code,
+            result_message: r.result_message,
+            ad_chatting_id: r.chat_id,
+            ad_sermsgid: r.sermsgid,
+            scheduledTime: LocalTime(r.not_before.div_euclid(1000).max(r.created_at)),
+            deliveredTime: r.delivered_at.map(LocalTime),
+            finishedTime: r.finished_at.map(LocalTime),
+        }
+    }
+}
+
+/// 读取RPA群发明细 (designed): a task's items, one per account and fan, in the order they are
+/// sent, paged.
+#[utoipa::path(post, path = "/v2/BulkSend/GetBulkSendTaskItems", tag = "BulkSend", security(("bearer" = [])),
+    request_body = BulkSendItemsIn, responses((status = 200, body = Envelope<Vec<BulkSendItem>>)))]
+pub async fn get_bulk_send_task_items(
+    State(st): State<AppState>,
+    Merchant(m): Merchant,
+    Body(b): Body<BulkSendItemsIn>,
+) -> ApiResult<Response> {
+    let id = crate::lenient::required_int(b.ad_bulk_send_id, "ad_bulk_send_id")?;
+    let pg = page(&st, b.pageIndex, b.pageSize, "pageIndex", "pageSize")?;
+    let state = b.state.filter();
+    if state.is_some_and(|s| !(0..=4).contains(&s)) {
+        return Err(ApiError::param("state", "must be -1, 0, 1, 2, 3 or 4"));
+    }
+    let t = st.store.tenant(m);
+    if t.bulk_state(id).await?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "ad_bulk_send_id: no bulk-send task {id}"
+        )));
+    }
+    let (rows, more) = t.bulk_items_page(id, state, pg).await?;
+    Ok(paged(super::wire::<_, BulkSendItem>(rows), more, pg, None))
 }

@@ -5,6 +5,7 @@ pub mod ad;
 pub mod bulk_send;
 pub mod chat;
 pub mod chatmess;
+pub mod conversation;
 pub mod extract;
 pub mod friend;
 pub mod limits;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .merge(report::router())
         .merge(chat::router())
         .merge(chatmess::router())
+        .merge(conversation::router())
         .merge(meeting::router())
         .merge(bulk_send::router())
         .merge(ops::router())

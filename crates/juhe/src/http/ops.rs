@@ -54,9 +54,12 @@ impl Modify for Security {
         super::todo::add_record, super::todo::add_record_new, super::todo::get_charge_daffaires_list, super::todo::get_charge_daffaires_count,
         super::report::get_data_by_staff_customer, super::report::get_activation_list_by_staff,
         super::chat::get_chat, super::chat::get_chat_feed,
+        super::conversation::apply_take_over, super::conversation::end_take_over, super::conversation::get_take_over_state,
+        super::conversation::activation_conversation, super::conversation::send_notification, super::conversation::get_notification_list,
         super::chatmess::do_send_public_mes, super::chatmess::get_task_result,
         super::meeting::get_meeting_voice_call,
         super::bulk_send::save_bulk_send_task, super::bulk_send::delete_bulk_send_task, super::bulk_send::get_bulk_send_task,
+        super::bulk_send::get_bulk_send_task_progress, super::bulk_send::get_bulk_send_task_items,
     ),
     components(schemas(crate::error::PageInfo)),
     modifiers(&Security),
@@ -88,18 +91,43 @@ pub fn spec() -> &'static serde_json::Value {
 }
 
 /// Operations that honour `Idempotency-Key`.
-const IDEMPOTENT: [&str; 4] = [
+const IDEMPOTENT: [&str; 6] = [
     "/v2/ChatMess/doSendPublicMes",
     "/v2/Todo/AddRecord",
     "/v2/Todo/AddRecordNew",
     "/v2/BulkSend/SaveBulkSendTask",
+    "/v2/ChatMess/ActivationConversation",
+    "/v2/ChatMess/SendNotification",
 ];
 
 /// The request fields each operation requires (a 200012 naming the field when missing). The
 /// request structs read every field leniently and decide in the handler, so utoipa cannot
 /// see this; the test `the_required_lists_name_exactly_what_the_server_requires` keeps the
 /// table honest.
-const REQUIRED: [(&str, &[&str]); 9] = [
+const REQUIRED: [(&str, &[&str]); 17] = [
+    (
+        "/v2/ChatMess/applyTakeOver",
+        &["wechat_key", "friend_key", "apply_key"],
+    ),
+    (
+        "/v2/ChatMess/endTakeOver",
+        &["wechat_key", "friend_key", "apply_key"],
+    ),
+    (
+        "/v2/ChatMess/GetTakeOverState",
+        &["wechat_key", "friend_key"],
+    ),
+    (
+        "/v2/ChatMess/ActivationConversation",
+        &["ad_wechat_id", "ad_friend_wenober", "staff_code"],
+    ),
+    (
+        "/v2/ChatMess/SendNotification",
+        &["staff_codes", "title", "content"],
+    ),
+    ("/v2/ChatMess/GetNotificationList", &["staff_code"]),
+    ("/v2/BulkSend/GetBulkSendTaskProgress", &["ad_bulk_send_id"]),
+    ("/v2/BulkSend/GetBulkSendTaskItems", &["ad_bulk_send_id"]),
     ("/v2/ChatMess/GetChat", &["wechatId", "fansKey"]),
     (
         "/v2/ChatMess/doSendPublicMes",
@@ -141,7 +169,7 @@ const ERROR_STATUSES: [(&str, &str); 10] = [
     ("403", "200104: the token may not act for the `TenantId` sent"),
     ("404", "200101 record not found, 200009/200010/200018 unknown fan, staff or account, 200105 no such path"),
     ("405", "200105: the path exists but not with this method"),
-    ("409", "200102: `Idempotency-Key` reused for a different request, or that request is still running; 200109: no assistant serves the operating account; 200110: contradicts the current state"),
+    ("409", "200102: `Idempotency-Key` reused for a different request, or that request is still running; 200109: no assistant serves the operating account; 200110: the request contradicts the current state (e.g. taken over by someone else), `errdesc` says which"),
     ("413", "200106: the body is larger than `api.max_body_bytes`"),
     ("429", "200103: too many requests for this merchant; retry after `Retry-After` seconds"),
     ("500", "200011: server error; the server log has the details under `requestId`"),
@@ -432,6 +460,30 @@ fn request_examples() -> Vec<(&'static str, serde_json::Value)> {
             json!({"minChattingId": 0, "pageSize": 100}),
         ),
         (
+            "/v2/ChatMess/applyTakeOver",
+            json!({"wechat_key": "135389", "friend_key": "wxid_fan0001", "apply_key": "qkb-user-7", "apply_name": "订单系统", "apply_reason": "售后处理", "apply_source": "QKB"}),
+        ),
+        (
+            "/v2/ChatMess/endTakeOver",
+            json!({"wechat_key": "135389", "friend_key": "wxid_fan0001", "apply_key": "qkb-user-7", "end_reason": "处理完毕"}),
+        ),
+        (
+            "/v2/ChatMess/GetTakeOverState",
+            json!({"wechat_key": "wxid_op0001", "friend_key": "wxid_fan0001"}),
+        ),
+        (
+            "/v2/ChatMess/ActivationConversation",
+            json!({"ad_wechat_id": 135389, "ad_friend_wenober": "wxid_fan0001", "staff_code": "S001", "enforceAttribution": 0, "activationType": 1, "content": "客户咨询物流,请跟进", "switchSession": 0}),
+        ),
+        (
+            "/v2/ChatMess/SendNotification",
+            json!({"staff_codes": ["S001", "S002"], "title": "售后提醒", "content": "请今天回访订单 1024 的客户", "wechat_key": "135389", "friend_key": "wxid_fan0001"}),
+        ),
+        (
+            "/v2/ChatMess/GetNotificationList",
+            json!({"staff_code": "S001", "minId": 0, "pageIndex": 1, "pageSize": 20}),
+        ),
+        (
             "/v2/ChatMess/doSendPublicMes",
             json!({"WechatId": "135389", "ToUserName": "wxid_fan0001", "RelationType": 0, "MsgType": "text", "Text": "您好,订单已发货"}),
         ),
@@ -451,6 +503,14 @@ fn request_examples() -> Vec<(&'static str, serde_json::Value)> {
         (
             "/v2/BulkSend/GetBulkSendTask",
             json!({"ad_bulk_send_id": 1}),
+        ),
+        (
+            "/v2/BulkSend/GetBulkSendTaskProgress",
+            json!({"ad_bulk_send_id": 1}),
+        ),
+        (
+            "/v2/BulkSend/GetBulkSendTaskItems",
+            json!({"ad_bulk_send_id": 1, "state": -1, "pageIndex": 1, "pageSize": 20}),
         ),
     ]
 }

@@ -134,6 +134,18 @@ async fn stats(
         },
         buckets,
     );
+    // Recorded activations go in before the chats: each conversation, when the chats move
+    // past it, drops the recorded ones its own activations already count.
+    for (wechat_id, fan, staff, at) in st
+        .store
+        .tenant(m)
+        .activations_between(start, end, filter.wechat_lei)
+        .await?
+    {
+        if let Some(b) = bucket(&staff) {
+            agg.push_recorded(wechat_id, &fan, b, at);
+        }
+    }
     // Earlier messages are read as history only: they decide whether a send activates.
     st.store
         .tenant(m)

@@ -7,7 +7,9 @@
 //! built from a [`MerchantId`], and a `MerchantId` can only be obtained from the
 //! database (a verified token, or an admin lookup of an existing merchant).
 
+pub mod activity;
 pub mod admin;
+pub mod bulk_run;
 pub mod chats;
 pub mod devices;
 pub mod fans;
@@ -17,6 +19,7 @@ pub mod import;
 pub mod misc;
 pub mod org;
 pub mod report;
+pub mod takeovers;
 pub mod tasks;
 
 use std::str::FromStr;

@@ -3,11 +3,13 @@
 
 mod helpers;
 
+mod activation;
 mod assistant;
-
 mod auth;
+mod bulk_run;
 mod bulk_send;
 mod chat;
+mod device_client;
 mod durability;
 mod envelope;
 mod feed;
@@ -15,6 +17,7 @@ mod gateway;
 mod import;
 mod input;
 mod lists;
+mod notification;
 mod openapi;
 mod ops;
 mod ops_hardening;
@@ -22,6 +25,7 @@ mod props;
 mod recording;
 mod report;
 mod sync;
+mod takeover;
 mod tenancy;
 mod todo;
 mod write_path;

@@ -37,10 +37,13 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
     out
 }
 
-const IDEMPOTENT: [&str; 3] = [
+const IDEMPOTENT: [&str; 6] = [
+    "/v2/ChatMess/doSendPublicMes",
     "/v2/Todo/AddRecord",
     "/v2/Todo/AddRecordNew",
     "/v2/BulkSend/SaveBulkSendTask",
+    "/v2/ChatMess/ActivationConversation",
+    "/v2/ChatMess/SendNotification",
 ];
 
 #[tokio::test]

@@ -59,10 +59,20 @@ async fn the_openapi_document_is_3_1_and_describes_every_route() {
         "/v2/Report/GetActivationListByStaff",
         "/v2/ChatMess/GetChat",
         "/v2/ChatMess/GetChatFeed",
+        "/v2/ChatMess/doSendPublicMes",
+        "/v2/ChatMess/GetTaskResult",
+        "/v2/ChatMess/applyTakeOver",
+        "/v2/ChatMess/endTakeOver",
+        "/v2/ChatMess/GetTakeOverState",
+        "/v2/ChatMess/ActivationConversation",
+        "/v2/ChatMess/SendNotification",
+        "/v2/ChatMess/GetNotificationList",
         "/v2/MeetingCall/GetMeetingVoiceCall",
         "/v2/BulkSend/SaveBulkSendTask",
         "/v2/BulkSend/DeleteBulkSendTask",
         "/v2/BulkSend/GetBulkSendTask",
+        "/v2/BulkSend/GetBulkSendTaskProgress",
+        "/v2/BulkSend/GetBulkSendTaskItems",
     ];
     for r in routes {
         assert!(paths.contains_key(r), "missing {r}");
