@@ -1,6 +1,7 @@
 //! SIGKILL of `juhe serve` while tasks are in flight: after a restart every task is still
 //! delivered (or would fail by expiry), none is lost and none is executed into GetChat twice.
 
+use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,12 +28,15 @@ fn serve(db: &str, port: u16) -> Child {
         .env("JUHE_GATEWAY__SEND_INTERVAL_MS", "0")
         .env_remove("JUHE_LISTEN")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the server did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the server did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child
@@ -61,20 +65,35 @@ async fn next(ws: &mut Ws) -> Value {
     }
 }
 
-async fn request(ws: &mut Ws, frame: Value) -> Value {
+/// Sends a frame and waits for its answer; frames that arrive meanwhile (tasks) are kept in
+/// `later`, in order.
+async fn request(ws: &mut Ws, later: &mut VecDeque<Value>, frame: Value) -> Value {
     let id = frame["id"].clone();
-    ws.send(Message::Text(frame.to_string().into())).await.unwrap();
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
     loop {
         let f = next(ws).await;
         if f["id"] == id && (f["type"] == "ack" || f["type"] == "error") {
             return f;
         }
+        later.push_back(f);
+    }
+}
+
+async fn next_kept(ws: &mut Ws, later: &mut VecDeque<Value>) -> Value {
+    match later.pop_front() {
+        Some(f) => f,
+        None => next(ws).await,
     }
 }
 
 /// A fresh database: PostgreSQL when `JUHE_TEST_POSTGRES_URL` is set (as in CI), else SQLite.
 async fn database(dir: &std::path::Path) -> String {
-    match std::env::var("JUHE_TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty()) {
+    match std::env::var("JUHE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
         Some(admin) => {
             use sqlx::Connection;
             let name = format!("juhe_t_{}", uuid::Uuid::new_v4().simple());
@@ -95,7 +114,12 @@ async fn tasks_in_flight_when_the_server_is_killed_are_delivered_after_the_resta
     let db = database(dir.path()).await;
     let store = juhe::store::Store::open(&db, 2).await.unwrap();
     let creds = store.admin().create_merchant("kill").await.unwrap();
-    let m = store.admin().merchant(creds.merchant_id).await.unwrap().unwrap();
+    let m = store
+        .admin()
+        .merchant(creds.merchant_id)
+        .await
+        .unwrap()
+        .unwrap();
     let device = store.admin().create_device(m, "phone").await.unwrap();
     store.close().await;
 
@@ -120,9 +144,20 @@ async fn tasks_in_flight_when_the_server_is_killed_are_delivered_after_the_resta
 
     let mut ws = connect(port, &device.device_token).await;
     assert_eq!(next(&mut ws).await["type"], "welcome");
-    let acct = request(&mut ws, json!({"type": "account", "id": 1, "account": "wxid_op"})).await;
+    let mut later = VecDeque::new();
+    let acct = request(
+        &mut ws,
+        &mut later,
+        json!({"type": "account", "id": 1, "account": "wxid_op"}),
+    )
+    .await;
     let wechat_id = acct["wechatId"].as_i64().unwrap();
-    request(&mut ws, json!({"type": "fans", "id": 2, "account": "wxid_op", "fans": [{"wxid": "wxid_fan"}]})).await;
+    request(
+        &mut ws,
+        &mut later,
+        json!({"type": "fans", "id": 2, "account": "wxid_op", "fans": [{"wxid": "wxid_fan"}]}),
+    )
+    .await;
 
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -141,10 +176,10 @@ async fn tasks_in_flight_when_the_server_is_killed_are_delivered_after_the_resta
     // The assistant executes five, then the server dies with the rest handed over or queued.
     let mut answered = 0;
     while answered < 5 {
-        let f = next(&mut ws).await;
+        let f = next_kept(&mut ws, &mut later).await;
         if f["type"] == "task" {
             let id = f["taskId"].as_i64().unwrap();
-            let ack = request(&mut ws, json!({"type": "taskResult", "id": format!("r{id}"), "taskId": id, "ok": true, "msgId": format!("sent-{id}")})).await;
+            let ack = request(&mut ws, &mut later, json!({"type": "taskResult", "id": format!("r{id}"), "taskId": id, "ok": true, "msgId": format!("sent-{id}")})).await;
             assert_eq!(ack["state"], "succeeded");
             answered += 1;
         }
@@ -155,15 +190,20 @@ async fn tasks_in_flight_when_the_server_is_killed_are_delivered_after_the_resta
 
     let mut server = serve(&db, port);
     let mut ws = connect(port, &device.device_token).await;
+    let mut later = VecDeque::new();
     let mut done = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while done.len() < 15 {
-        assert!(Instant::now() < deadline, "only {} of 15 tasks came back", done.len());
-        let f = next(&mut ws).await;
+        assert!(
+            Instant::now() < deadline,
+            "only {} of 15 tasks came back",
+            done.len()
+        );
+        let f = next_kept(&mut ws, &mut later).await;
         if f["type"] == "task" {
             let id = f["taskId"].as_i64().unwrap();
             // Executed before the kill: an assistant remembers and only answers again.
-            let ack = request(&mut ws, json!({"type": "taskResult", "id": format!("r{id}"), "taskId": id, "ok": true, "msgId": format!("sent-{id}")})).await;
+            let ack = request(&mut ws, &mut later, json!({"type": "taskResult", "id": format!("r{id}"), "taskId": id, "ok": true, "msgId": format!("sent-{id}")})).await;
             assert_eq!(ack["type"], "ack", "{ack}");
             done.insert(id);
         }
@@ -191,7 +231,11 @@ async fn tasks_in_flight_when_the_server_is_killed_are_delivered_after_the_resta
         .json()
         .await
         .unwrap();
-    assert_eq!(chats["values"].as_array().unwrap().len(), 20, "each message once");
+    assert_eq!(
+        chats["values"].as_array().unwrap().len(),
+        20,
+        "each message once"
+    );
     server.kill().unwrap();
     let _ = server.wait();
 }

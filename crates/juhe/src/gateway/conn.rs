@@ -229,6 +229,7 @@ impl Conn {
                 return;
             }
         };
+        tracing::debug!(device = self.auth.device_id, tasks = claimed.tasks.len(), next_due = ?claimed.next_due_ms, "dispatch");
         for task in &claimed.tasks {
             self.inflight.insert(task.task_id);
             self.send(task_frame(task)).await;

@@ -140,3 +140,17 @@ pub async fn merchant_with_device(app: &TestApp, name: &str) -> (crate::helpers:
     let d = app.store.admin().create_device(t.id, "test").await.unwrap();
     (t, d.device_token)
 }
+
+/// Makes a device serve the fixture's operating account 135389 (`wxid_op0001`), so the
+/// documented examples of the actions (`doSendPublicMes`, …) have an assistant to queue for.
+/// The device disconnects again: its tasks wait in the queue.
+pub async fn serve_fixture_account(app: &TestApp, t: &crate::helpers::Tenant) {
+    let d = app
+        .store
+        .admin()
+        .create_device(t.id, "fixture")
+        .await
+        .unwrap();
+    let mut a = Assistant::connect(app, &d.device_token).await;
+    assert_eq!(a.account("wxid_op0001").await, 135389);
+}

@@ -170,6 +170,7 @@ async fn response_objects_list_every_field_as_required_and_say_which_can_be_null
 on_both! {
     async fn every_request_example_in_the_document_gets_a_documented_answer_from_the_fixture(app) {
         let t = app.fixture_merchant("m").await;
+        crate::assistant::serve_fixture_account(&app, &t).await;
         let doc = spec(&app).await;
         let mut ops: Vec<(String, String, Value)> = operations(&doc)
             .into_iter()
@@ -223,6 +224,7 @@ on_both! {
 
     async fn the_required_lists_name_exactly_what_the_server_requires(app) {
         let t = app.fixture_merchant("m").await;
+        crate::assistant::serve_fixture_account(&app, &t).await;
         let doc = spec(&app).await;
         for (path, _, op) in operations(&doc).iter().filter(|(p, _, op)| p.starts_with("/v2/") && op.get("requestBody").is_some()) {
             let content = &op["requestBody"]["content"]["application/json"];
