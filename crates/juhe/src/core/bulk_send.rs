@@ -126,6 +126,21 @@ pub async fn save(
     id: Option<i64>,
     task: &BulkSendTask,
 ) -> Outcome<i64> {
+    // A task that started running is being executed item by item from what was saved;
+    // changing it now would make the items disagree with the task.
+    if let Some(id) = id {
+        if let Some(row) = t.bulk_send(id).await? {
+            if row.state != 0 {
+                return Err(Rejection::Conflict {
+                    field: "ad_bulk_send_id".into(),
+                    problem: format!(
+                        "bulk-send task {id} has started (state {}); delete it and save a new one",
+                        row.state
+                    ),
+                });
+            }
+        }
+    }
     t.save_bulk_send(tx, id, task)
         .await?
         .ok_or(Rejection::NotFound {

@@ -101,15 +101,25 @@ impl Message {
     /// The GetChat record of this message once sent: type, content and url-encoded
     /// `ad_chatting_resvred`, formatted as the GetChat table shows received messages.
     pub fn as_chat_parts(&self) -> (i64, String, Option<String>) {
-        let kind = MESSAGE_TYPES
-            .iter()
-            .find(|(n, _, _)| n.eq_ignore_ascii_case(&self.msg_type))
-            .map(|(_, k, _)| *k)
-            .unwrap_or(1);
+        // `voice` is sendable only as a bulk-send item (content type 6), so it is not in
+        // MESSAGE_TYPES, which lists what doSendPublicMes accepts.
+        let kind = if self.msg_type.eq_ignore_ascii_case("voice") {
+            34
+        } else {
+            MESSAGE_TYPES
+                .iter()
+                .find(|(n, _, _)| n.eq_ignore_ascii_case(&self.msg_type))
+                .map(|(_, k, _)| *k)
+                .unwrap_or(1)
+        };
         let url = self.url.clone().unwrap_or_default();
         let title = self.title.clone().unwrap_or_default();
         let (content, resvred) = match kind {
             3 => (format!("imgs[{url}]"), None),
+            34 => (
+                format!("audio[{url}]"),
+                Some(serde_json::json!({"downloadKey": url, "type": -1, "videoLen": 0})),
+            ),
             43 => (
                 format!("video[{url}]"),
                 Some(

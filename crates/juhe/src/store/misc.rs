@@ -332,7 +332,9 @@ impl Tenant<'_> {
                     .bind(self.m.get())
                     .push(" AND task_id = ")
                     .bind(id)
-                    .push(" AND deleted_at IS NULL");
+                    // Only a task that has not started: the scheduler's claim may have
+                    // raced the caller's check.
+                    .push(" AND deleted_at IS NULL AND state = 0");
                 let n = q.execute(&mut *tx.0).await?;
                 Ok((n > 0).then_some(id))
             }
