@@ -143,7 +143,7 @@ pub async fn merchant_with_device(app: &TestApp, name: &str) -> (crate::helpers:
 
 /// Makes a device serve the fixture's operating account 135389 (`wxid_op0001`), so the
 /// documented examples of the actions (`doSendPublicMes`, …) have an assistant to queue for.
-/// The device disconnects again: its tasks wait in the queue.
+/// The device disconnects again: its tasks wait in the queue. Enqueues task 1.
 pub async fn serve_fixture_account(app: &TestApp, t: &crate::helpers::Tenant) {
     let d = app
         .store
@@ -153,4 +153,13 @@ pub async fn serve_fixture_account(app: &TestApp, t: &crate::helpers::Tenant) {
         .unwrap();
     let mut a = Assistant::connect(app, &d.device_token).await;
     assert_eq!(a.account("wxid_op0001").await, 135389);
+    // Task 1, which the GetTaskResult example reads.
+    let task = app
+        .values(
+            "/v2/ChatMess/doSendPublicMes",
+            &t.token,
+            json!({"WechatId": 135389, "ToUserName": "wxid_fan0001", "MsgType": "text", "Text": "您好"}),
+        )
+        .await;
+    assert_eq!(task["taskId"], 1);
 }
