@@ -113,6 +113,7 @@ impl Application {
                 "in-flight requests did not finish within the grace period"
             ),
         }
+        hub.drained(Duration::from_secs(3)).await;
         store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -164,7 +164,11 @@ impl Conn {
                         return Some((4000, "too many protocol errors"));
                     }
                 }
-                _ = wake.notified() => self.dispatch().await,
+                _ = wake.notified() => {
+                    if self.wants_more() {
+                        self.dispatch().await;
+                    }
+                }
                 _ = sleep_until(due) => {
                     self.next_due = None;
                     self.dispatch().await;
@@ -207,6 +211,12 @@ impl Conn {
         }
         self.dispatch().await;
         Ok(())
+    }
+
+    /// Whether at least half of the in-flight window is free (or the window is tiny).
+    fn wants_more(&self) -> bool {
+        let max = self.hub.inner.cfg.max_inflight_tasks;
+        (self.inflight.len() as i64) * 2 <= max || self.inflight.len() < 2
     }
 
     /// Hands over due tasks while there is room (in flight and in the outbound queue).
@@ -633,7 +643,11 @@ impl Conn {
                 json!({"state": state_name(row.state)})
             }
         };
-        self.dispatch().await;
+        // Refill once half the window is free, not after every result: each refill is a
+        // write transaction, and a busy assistant answers many results per refill.
+        if self.wants_more() {
+            self.dispatch().await;
+        }
         Ok(ack)
     }
 }

@@ -120,6 +120,15 @@ impl Hub {
         self.inner.stop.cancel();
     }
 
+    /// Waits (at most `within`) until every connection has finished closing, so their last
+    /// writes (accounts marked offline) happen before the store closes.
+    pub async fn drained(&self, within: Duration) {
+        let until = tokio::time::Instant::now() + within;
+        while self.connections() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn control(&self, m: MerchantId, device_id: i64, c: Control) {
         if let Some(e) = self.conns().get(&key(m, device_id)) {
             // A full control queue means the connection is stuck; it will be dropped by its
@@ -308,7 +317,11 @@ async fn upgrade(
         // Larger than the protocol's limit, so an oversized frame gets an error frame
         // instead of a dropped connection; beyond this the connection is dropped.
         .max_message_size(st.cfg.gateway.max_frame_bytes.saturating_mul(4))
-        .max_frame_size(st.cfg.gateway.max_frame_bytes.saturating_mul(4));
+        .max_frame_size(st.cfg.gateway.max_frame_bytes.saturating_mul(4))
+        // tungstenite's defaults (128 KiB read buffer, 128 KiB write buffer) cost ~150 KiB
+        // per idle connection; frames are small and bursts grow the buffers on demand.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024);
     if offered {
         ws = ws.protocols(["juhe.assistant.v1"]);
     }
