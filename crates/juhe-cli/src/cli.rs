@@ -66,6 +66,9 @@ pub enum Command {
     /// Manage agents (代理商).
     #[command(subcommand)]
     Agent(AgentCmd),
+    /// Events and their deliveries to callback URLs: list, show, attempts, replay.
+    #[command(subcommand)]
+    Events(EventsCmd),
     /// Manage assistant devices (助手) that connect to /assistant/ws.
     #[command(subcommand)]
     Device(DeviceCmd),
@@ -189,6 +192,55 @@ pub enum MerchantCmd {
     RevokeTokens {
         #[arg(long)]
         merchant: i64,
+    },
+    /// Print the merchant's webhook signing secret (`whsec_…`) alone on stdout, making it
+    /// on first use; `--rotate` replaces it (the old one keeps signing for the grace period).
+    WebhookSecret {
+        #[arg(long)]
+        merchant: i64,
+        #[arg(long)]
+        rotate: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCmd {
+    /// A merchant's events in id order, one JSON object per line (as delivered).
+    List {
+        #[arg(long)]
+        merchant: i64,
+        /// Only events with a larger id.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Only this event type (e.g. chat).
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// One event with where it stands at each endpoint.
+    Show {
+        #[arg(long)]
+        merchant: i64,
+        /// The event: `evt_…` or its number.
+        event: String,
+    },
+    /// Every delivery attempt of an event, one JSON object per line.
+    Attempts {
+        #[arg(long)]
+        merchant: i64,
+        event: String,
+    },
+    /// Deliver again: one event (EVENT), or every event that failed since `--failed-since`
+    /// (Unix seconds), to every subscribed endpoint or `--endpoint`.
+    Replay {
+        #[arg(long)]
+        merchant: i64,
+        event: Option<String>,
+        #[arg(long)]
+        failed_since: Option<i64>,
+        #[arg(long)]
+        endpoint: Option<i64>,
     },
 }
 
@@ -372,9 +424,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         &serde_json::json!({"merchantId": id, "revokedTokens": r.tokens, "unlinkedAgents": r.agent_links}),
                     )?
                 }
+                MerchantCmd::WebhookSecret { merchant: id, rotate } => {
+                    use juhe::webhooks::sign::generate_secret;
+                    let m = merchant(&store, id).await?;
+                    let t = store.tenant(m);
+                    let s = if rotate {
+                        t.rotate_webhook_secret(generate_secret(), cfg.webhooks.secret_grace_seconds)
+                            .await?
+                    } else {
+                        t.webhook_secret(generate_secret).await?
+                    };
+                    println!("{}", s.secret);
+                }
             }
             store.close().await;
             Ok(())
+        }
+        Command::Events(cmd) => {
+            let store = open_store(&cfg).await?;
+            let r = crate::events::run(&store, &cfg, cmd).await;
+            store.close().await;
+            r
         }
         Command::Agent(cmd) => {
             let store = open_store(&cfg).await?;

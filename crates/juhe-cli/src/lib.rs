@@ -8,5 +8,6 @@ pub mod bench;
 pub mod bench_gateway;
 pub mod cli;
 pub mod demo_data;
+pub mod events;
 pub mod loadgen;
 pub mod simulate;

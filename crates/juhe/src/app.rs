@@ -76,6 +76,12 @@ impl Application {
             self.state.cfg.gateway.clone(),
             token.clone(),
         ));
+        let dispatcher = crate::webhooks::Dispatcher::new(
+            store.clone(),
+            self.state.cfg.webhooks.clone(),
+            self.state.offset,
+        )?
+        .spawn(token.clone());
         let app = router(self.state);
         tracing::info!(%addr, "listening");
         // Connect info gives the per-address authentication limits their key.
@@ -114,6 +120,11 @@ impl Application {
             ),
         }
         hub.drained(Duration::from_secs(3)).await;
+        // Attempts in flight are recorded before the store closes (each is bounded by the
+        // delivery timeout); past the grace, their leases bring them back after a restart.
+        if tokio::time::timeout(grace, dispatcher).await.is_err() {
+            tracing::warn!("webhook deliveries in flight did not finish within the grace period");
+        }
         store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -12,7 +12,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level configuration keys, for filtering `JUHE_*` variables.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "listen",
     "database_url",
     "db_max_connections",
@@ -25,6 +25,7 @@ const SECTIONS: [&str; 12] = [
     "report",
     "shutdown",
     "gateway",
+    "webhooks",
 ];
 
 /// The commented default configuration, printed by `juhe default-config`.
@@ -45,6 +46,7 @@ pub struct Config {
     pub report: ReportConfig,
     pub shutdown: ShutdownConfig,
     pub gateway: GatewayConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -120,6 +122,31 @@ pub struct GatewayConfig {
     pub poll_ms: u64,
     /// Frames the server queues for one connection before it stops taking tasks for it.
     pub outbound_queue: usize,
+}
+
+/// Event delivery to callback URLs (docs/events.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// A delivery that has not answered within this is a failed attempt.
+    pub timeout_seconds: u64,
+    /// Delay before each attempt after an event is written (the first is normally 0); its
+    /// length is the number of attempts. Each delay gets ±20 % jitter.
+    pub retry_schedule_seconds: Vec<u64>,
+    /// Send to loopback, private and link-local addresses (development and tests only).
+    pub allow_private_targets: bool,
+    /// Deliveries in flight at once in this process, over all endpoints.
+    pub max_concurrency: usize,
+    /// Deliveries in flight at once to one endpoint, per process.
+    pub per_endpoint_concurrency: usize,
+    /// An endpoint whose every delivery failed for this long is disabled.
+    pub disable_after_seconds: i64,
+    /// Events and attempts older than this are deleted (pending deliveries are kept).
+    pub retention_days: i64,
+    /// How long the previous secret keeps signing after a rotation.
+    pub secret_grace_seconds: i64,
+    /// How often each process looks for due deliveries besides its wake-ups.
+    pub poll_ms: u64,
 }
 
 /// Values given on the command line; they win over every other source.
@@ -211,6 +238,31 @@ impl Config {
             if rate > 0 && burst == 0 {
                 bail!("{name} must be at least 1 when its limit is on");
             }
+        }
+        let w = &self.webhooks;
+        if w.timeout_seconds == 0 || w.timeout_seconds > 300 {
+            bail!("webhooks.timeout_seconds must be between 1 and 300");
+        }
+        if w.retry_schedule_seconds.is_empty() || w.retry_schedule_seconds.len() > 50 {
+            bail!("webhooks.retry_schedule_seconds must list between 1 and 50 delays");
+        }
+        if w.retry_schedule_seconds.iter().any(|d| *d > 7 * 86_400) {
+            bail!("webhooks.retry_schedule_seconds: each delay must be at most 604800 (7 days)");
+        }
+        if w.max_concurrency == 0 || w.per_endpoint_concurrency == 0 {
+            bail!("webhooks.max_concurrency and webhooks.per_endpoint_concurrency must be at least 1");
+        }
+        if w.disable_after_seconds < 1 {
+            bail!("webhooks.disable_after_seconds must be at least 1");
+        }
+        if w.retention_days < 1 {
+            bail!("webhooks.retention_days must be at least 1");
+        }
+        if w.secret_grace_seconds < 0 {
+            bail!("webhooks.secret_grace_seconds must not be negative");
+        }
+        if w.poll_ms == 0 {
+            bail!("webhooks.poll_ms must be at least 1");
         }
         let g = &self.gateway;
         if g.heartbeat_seconds == 0 || g.max_frame_bytes < 1024 || g.max_batch == 0 {

@@ -18,3 +18,4 @@ pub mod ratelimit;
 pub mod report;
 pub mod store;
 pub mod timefmt;
+pub mod webhooks;

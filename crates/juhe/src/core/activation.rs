@@ -112,6 +112,19 @@ pub async fn activate(t: Tenant<'_>, tx: &mut Tx, a: &Activation) -> Outcome<Act
     } else {
         None
     };
+    tx.emit(crate::store::events::NewEvent {
+        event_type: crate::store::events::CONVERSATION_ACTIVATED,
+        conversation: Some((a.wechat_id, a.fan_key.clone())),
+        data: crate::store::events::EventData::Activation {
+            wechat_id: a.wechat_id,
+            fan_key: a.fan_key.clone(),
+            staff_code: a.staff_code.clone(),
+            activation_type: a.activation_type,
+            enforce_attribution: a.enforce_attribution == 1,
+            previous_staff: current.clone(),
+            at: created_at,
+        },
+    });
     Ok(Activated {
         activation_id,
         previous_staff_code: current,

@@ -126,6 +126,7 @@ pub async fn apply(t: Tenant<'_>, a: &Apply, ttl_seconds: i64) -> Outcome<Change
         ttl_seconds,
     )
     .await?;
+    tx.emit(takeover_event(&row, true));
     tx.commit().await?;
     Ok(Changed {
         takeover: Some(row),
@@ -174,6 +175,7 @@ pub async fn end(t: Tenant<'_>, e: &End, ttl_seconds: i64) -> Outcome<Changed> {
         ttl_seconds,
     )
     .await?;
+    tx.emit(takeover_event(&row, false));
     tx.commit().await?;
     Ok(Changed {
         takeover: Some(row),
@@ -265,4 +267,20 @@ pub fn snapshot_frame(row: &TakeoverRow) -> serde_json::Value {
         "applySource": row.apply_source,
         "since": row.started_at,
     })
+}
+
+/// takeOverStarted or takeOverEnded, in the conversation's sequence.
+fn takeover_event(row: &TakeoverRow, started: bool) -> crate::store::events::NewEvent {
+    use crate::store::events::{EventData, NewEvent, TAKE_OVER_ENDED, TAKE_OVER_STARTED};
+    NewEvent {
+        event_type: if started {
+            TAKE_OVER_STARTED
+        } else {
+            TAKE_OVER_ENDED
+        },
+        conversation: Some((row.wechat_id, row.fan_key.clone())),
+        data: EventData::TakeOver {
+            takeover: row.clone(),
+        },
+    }
 }

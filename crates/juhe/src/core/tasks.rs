@@ -242,6 +242,28 @@ pub async fn record_result(
                     }
                 }
             }
+            for e in crate::store::tasks::task_events(&row) {
+                tx.emit(e);
+            }
+            if let Some(bulk) = row.bulk_task_id {
+                let c = t.bulk_counts_in(&mut tx, bulk).await?;
+                let open = c.pending + c.delivered;
+                tx.emit(crate::store::events::NewEvent {
+                    event_type: crate::store::events::BULK_SEND_PROGRESS,
+                    conversation: None,
+                    data: crate::store::events::EventData::Bulk {
+                        bulk_task_id: bulk,
+                        state: if open == 0 { "finished" } else { "running" }.to_owned(),
+                        total: c.total,
+                        pending: open,
+                        sent: c.sent,
+                        failed: c.failed,
+                        cancelled: c.cancelled,
+                        fan_key: row.fan_key.clone(),
+                        item_state: Some(if row.state == 2 { "sent" } else { "failed" }.to_owned()),
+                    },
+                });
+            }
             ResultOutcome::Recorded(row)
         }
     };

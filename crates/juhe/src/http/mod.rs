@@ -3,6 +3,7 @@
 
 pub mod ad;
 pub mod bulk_send;
+pub mod callbacks;
 pub mod chat;
 pub mod chatmess;
 pub mod conversation;
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(conversation::router())
         .merge(meeting::router())
         .merge(bulk_send::router())
+        .merge(callbacks::router())
         .merge(ops::router())
         .merge(crate::gateway::router())
         .fallback(no_such_route)

@@ -60,6 +60,11 @@ impl Modify for Security {
         super::meeting::get_meeting_voice_call,
         super::bulk_send::save_bulk_send_task, super::bulk_send::delete_bulk_send_task, super::bulk_send::get_bulk_send_task,
         super::bulk_send::get_bulk_send_task_progress, super::bulk_send::get_bulk_send_task_items,
+        super::callbacks::register_callback_url, super::callbacks::subscribe_event, super::callbacks::get_callback_list,
+        super::callbacks::update_callback, super::callbacks::delete_callback,
+        super::callbacks::get_webhook_secret, super::callbacks::rotate_webhook_secret,
+        super::callbacks::get_event_list, super::callbacks::get_event, super::callbacks::get_event_attempts,
+        super::callbacks::replay_event, super::callbacks::replay_failed_events,
     ),
     components(schemas(crate::error::PageInfo)),
     modifiers(&Security),
@@ -73,6 +78,7 @@ impl Modify for Security {
         (name = "ChatMess", description = "Chat records and conversation actions (send, takeover, activation, notification)"),
         (name = "MeetingCall", description = "Call recordings (音频存档)"),
         (name = "BulkSend", description = "RPA bulk send (群发)"),
+        (name = "Public", description = "Callback URLs, event subscriptions, signed deliveries and their attempt log (docs/events.md)"),
     )
 )]
 pub struct ApiDoc;

@@ -44,7 +44,7 @@ pub struct NewNotification {
     pub fan_key: Option<String>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NotificationRow {
     pub notification_id: i64,
     pub staff_code: String,
@@ -94,6 +94,13 @@ impl Tenant<'_> {
         fan_key: &str,
         staff_code: &str,
     ) -> Result<(), sqlx::Error> {
+        let mut q = Sql::new("SELECT fan_id, staff_code FROM fans WHERE merchant_id = ");
+        q.bind(self.m.get())
+            .push(" AND wechat_id = ")
+            .bind(wechat_id)
+            .push(" AND wenober = ")
+            .bind(fan_key.to_owned());
+        let before: Option<(i64, Option<String>)> = q.fetch_optional(&mut *tx.0).await?;
         let mut q = Sql::new("UPDATE fans SET staff_code = ");
         q.bind(staff_code.to_owned())
             .push(", updated_at = ")
@@ -105,6 +112,18 @@ impl Tenant<'_> {
             .push(" AND wenober = ")
             .bind(fan_key.to_owned());
         q.execute(&mut *tx.0).await?;
+        if let Some((fan_id, previous)) = before {
+            if previous.as_deref() != Some(staff_code) {
+                if let Some(fan) = self.fans_by_id_in(tx, &[fan_id]).await?.pop() {
+                    tx.emit(super::fans::fan_event(
+                        super::events::FANS_ATTRIBUTION_CHANGE,
+                        "reassigned",
+                        fan,
+                        previous,
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -204,6 +223,24 @@ impl Tenant<'_> {
                 .push(")");
         }
         q.execute(&mut *tx.0).await?;
+        for (i, staff) in n.staff_codes.iter().enumerate() {
+            let row = NotificationRow {
+                notification_id: first + i as i64,
+                staff_code: staff.clone(),
+                title: n.title.clone(),
+                content: n.content.clone(),
+                source: n.source.clone(),
+                wechat_id: n.wechat_id,
+                fan_key: n.fan_key.clone(),
+                created_at: at,
+                read_at: None,
+            };
+            tx.emit(super::events::NewEvent {
+                event_type: super::events::NOTIFICATION,
+                conversation: None,
+                data: super::events::EventData::Notification { notification: row },
+            });
+        }
         Ok((0..count).map(|i| first + i).collect())
     }
 

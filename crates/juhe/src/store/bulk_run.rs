@@ -237,6 +237,27 @@ impl Tenant<'_> {
             .bind(id)
             .push(" GROUP BY state");
         let rows: Vec<(i64, i64)> = q.fetch_all(self.store.read_pool()).await?;
+        Ok(tally(rows))
+    }
+
+    /// [`Tenant::bulk_counts`] read in `tx` (it sees the transaction's own result).
+    pub async fn bulk_counts_in(
+        &self,
+        tx: &mut super::idempotency::Tx,
+        id: i64,
+    ) -> Result<BulkCounts, sqlx::Error> {
+        let mut q = Sql::new("SELECT state, COUNT(*) FROM device_tasks WHERE merchant_id = ");
+        q.bind(self.m.get())
+            .push(" AND bulk_task_id = ")
+            .bind(id)
+            .push(" GROUP BY state");
+        let rows: Vec<(i64, i64)> = q.fetch_all(&mut *tx.0).await?;
+        Ok(tally(rows))
+    }
+}
+
+fn tally(rows: Vec<(i64, i64)>) -> BulkCounts {
+    {
         let mut c = BulkCounts::default();
         for (state, n) in rows {
             c.total += n;
@@ -248,8 +269,11 @@ impl Tenant<'_> {
                 _ => c.cancelled += n,
             }
         }
-        Ok(c)
+        c
     }
+}
+
+impl Tenant<'_> {
 
     /// One page of a bulk send's items in task order, optionally of one device-task state.
     pub async fn bulk_items_page(

@@ -8,7 +8,7 @@ use super::fast::FastRow;
 use super::{now, take_ids, trim_page, Backend, MerchantId, Page, Sql, Tenant};
 
 /// A stored chat. Times are Unix seconds; the HTTP layer renders the documented record.
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Serialize, Deserialize)]
 pub struct ChatRow {
     pub chat_id: i64,
     pub talker: String,
@@ -27,7 +27,7 @@ pub struct ChatRow {
 
 /// What a chat record shows beside the chat itself: the operating account's WeChat id and
 /// the fan's avatar and nickname (empty when unknown).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
     pub wechat_nober: String,
     pub fan_photo: String,
@@ -134,6 +134,15 @@ impl FastRow for FeedRow {
 const CHAT_COLUMNS: &str =
     "SELECT chat_id, talker, issend, resvred, wechat_id, updated_at, msg_type, sermsgid, \
      chat_time, content, staff_code, voice_txt, expand";
+
+/// The feed's rows (a chat with its account and fan), up to `WHERE c.merchant_id = `.
+const FEED_SELECT: &str =
+    "SELECT c.chat_id, c.talker, c.issend, c.resvred, c.wechat_id, c.updated_at, c.msg_type, c.sermsgid, \
+     c.chat_time, c.content, c.staff_code, c.voice_txt, c.expand, COALESCE(w.wechat_nober, '') AS nober, \
+     COALESCE(f.photo, '') AS photo, COALESCE(f.name, '') AS name FROM chats c \
+     LEFT JOIN wechats w ON w.merchant_id = c.merchant_id AND w.wechat_id = c.wechat_id \
+     LEFT JOIN fans f ON f.merchant_id = c.merchant_id AND f.wechat_id = c.wechat_id AND f.wenober = c.talker \
+     WHERE c.merchant_id = ";
 
 /// A page row of the one-statement form: the chat and its account and fan columns.
 #[derive(Debug, sqlx::FromRow)]
@@ -317,7 +326,11 @@ impl Tenant<'_> {
     pub(crate) async fn insert_chats(&self, chats: &[NewChat]) -> Result<Vec<i64>, sqlx::Error> {
         let mut tx = self.store.write_pool().begin().await?;
         let ids = insert_chats_tx(&mut tx, self.m, chats).await?;
+        let mut pending = super::events::Pending::default();
+        note_chats(&mut pending, &ids);
+        super::events::flush_tx(&mut tx, self.m, pending).await?;
         tx.commit().await?;
+        self.store.events_changed();
         Ok(ids)
     }
 
@@ -332,14 +345,7 @@ impl Tenant<'_> {
         wechat_id: Option<i64>,
         limit: i64,
     ) -> Result<(Vec<FeedRow>, bool), sqlx::Error> {
-        let mut q = Sql::new(
-            "SELECT c.chat_id, c.talker, c.issend, c.resvred, c.wechat_id, c.updated_at, c.msg_type, c.sermsgid, \
-             c.chat_time, c.content, c.staff_code, c.voice_txt, c.expand, COALESCE(w.wechat_nober, '') AS nober, \
-             COALESCE(f.photo, '') AS photo, COALESCE(f.name, '') AS name FROM chats c \
-             LEFT JOIN wechats w ON w.merchant_id = c.merchant_id AND w.wechat_id = c.wechat_id \
-             LEFT JOIN fans f ON f.merchant_id = c.merchant_id AND f.wechat_id = c.wechat_id AND f.wenober = c.talker \
-             WHERE c.merchant_id = ",
-        );
+        let mut q = Sql::new(FEED_SELECT);
         q.bind(self.m.get()).push(" AND c.chat_id > ").bind(after);
         if let Some(w) = wechat_id {
             q.push(" AND c.wechat_id = ").bind(w);
@@ -359,7 +365,9 @@ impl Tenant<'_> {
         tx: &mut super::idempotency::Tx,
         chats: &[NewChat],
     ) -> Result<Vec<i64>, sqlx::Error> {
-        insert_chats_tx(&mut tx.0, self.m, chats).await
+        let ids = insert_chats_tx(&mut tx.0, self.m, chats).await?;
+        note_chats(&mut tx.2, &ids);
+        Ok(ids)
     }
 }
 
@@ -368,7 +376,7 @@ impl Tenant<'_> {
 /// parameter's name, and SQLite finds a name by walking the statement's parameter list,
 /// so binding `$n` costs O(parameters²) — seconds for a 14,000-value INSERT. PostgreSQL
 /// only understands `$n`, and binds it in linear time.
-struct Bulk {
+pub(in crate::store) struct Bulk {
     text: String,
     args: sqlx::any::AnyArguments<'static>,
     n: usize,
@@ -376,7 +384,7 @@ struct Bulk {
 }
 
 impl Bulk {
-    fn new(tx: &mut sqlx::Transaction<'static, sqlx::Any>, text: &str) -> Bulk {
+    pub(in crate::store) fn new(tx: &mut sqlx::Transaction<'static, sqlx::Any>, text: &str) -> Bulk {
         let conn: &mut sqlx::AnyConnection = tx;
         Bulk {
             text: text.to_owned(),
@@ -386,12 +394,12 @@ impl Bulk {
         }
     }
 
-    fn push(&mut self, s: &str) -> &mut Self {
+    pub(in crate::store) fn push(&mut self, s: &str) -> &mut Self {
         self.text.push_str(s);
         self
     }
 
-    fn bind<T>(&mut self, v: T) -> &mut Self
+    pub(in crate::store) fn bind<T>(&mut self, v: T) -> &mut Self
     where
         T: 'static + Send + sqlx::Encode<'static, sqlx::Any> + sqlx::Type<sqlx::Any>,
     {
@@ -408,7 +416,7 @@ impl Bulk {
         self
     }
 
-    async fn execute(
+    pub(in crate::store) async fn execute(
         self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     ) -> Result<u64, sqlx::Error> {
@@ -418,7 +426,7 @@ impl Bulk {
             .rows_affected())
     }
 
-    async fn fetch_all<R>(
+    pub(in crate::store) async fn fetch_all<R>(
         self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     ) -> Result<Vec<R>, sqlx::Error>
@@ -590,4 +598,42 @@ pub(crate) async fn insert_chats_tx(
         q.execute(tx).await?;
     }
     Ok(ids)
+}
+
+/// One `chat` event per record with an id in `first..=last`, carrying the record as GetChat
+/// shows it.
+pub(in crate::store) async fn chat_events_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    m: MerchantId,
+    first: i64,
+    last: i64,
+) -> Result<Vec<super::events::NewEvent>, sqlx::Error> {
+    use super::events::{self, EventData, NewEvent};
+    let mut q = Sql::new(FEED_SELECT);
+    q.bind(m.get())
+        .push(" AND c.chat_id >= ")
+        .bind(first)
+        .push(" AND c.chat_id <= ")
+        .bind(last)
+        .push(" ORDER BY c.chat_id");
+    let rows: Vec<FeedRow> = q.fetch_all(&mut **tx).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| NewEvent {
+            event_type: events::CHAT,
+            conversation: Some((r.chat.wechat_id, r.chat.talker.clone())),
+            data: EventData::Chat {
+                chat: r.chat,
+                conversation: r.conversation,
+            },
+        })
+        .collect())
+}
+
+/// Notes the chats `ids` (consecutive, as [`insert_chats_tx`] gives them) for their events
+/// at commit.
+pub(in crate::store) fn note_chats(pending: &mut super::events::Pending, ids: &[i64]) {
+    if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+        pending.chats.push((*first, *last));
+    }
 }

@@ -339,6 +339,8 @@ impl Tenant<'_> {
         let owner = owner.and_then(|(s,)| s);
         let t = now();
         let (mut created, mut updated) = (0, 0);
+        // (fan id, change) of every fan this report changed, for fansInfoChange events.
+        let mut changed: Vec<(i64, &'static str)> = Vec::new();
         for f in fans {
             let mut q = Sql::new("SELECT fan_id, uwenober, name, photo, remark, tags, relation_scene, relation_state, relation_isflock, addtime FROM fans WHERE merchant_id = ");
             q.bind(self.m.get())
@@ -399,6 +401,8 @@ impl Tenant<'_> {
                         .bind(s.fan_id);
                     q.execute(&mut *tx.0).await?;
                     updated += 1;
+                    let deleted = new.relation_state != 0 && s.relation_state == 0;
+                    changed.push((s.fan_id, if deleted { "deleted" } else { "changed" }));
                 }
                 None => {
                     let id = take_ids(&mut tx.0, self.m, "fan", 1).await?;
@@ -448,9 +452,11 @@ impl Tenant<'_> {
                         .push(")");
                     q.execute(&mut *tx.0).await?;
                     created += 1;
+                    changed.push((id, "added"));
                 }
             }
         }
+        self.emit_fan_events_in(tx, &changed).await?;
         Ok((created, updated))
     }
 

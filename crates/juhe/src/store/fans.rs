@@ -1,10 +1,12 @@
 //! Fans (粉丝): a customer as seen by one operating account. The same WeChat user added
 //! by two accounts is two fans, keyed by (operating account, original WeChat id).
 
+use super::events::{self, EventData, NewEvent};
+use super::idempotency::Tx;
 use super::{like_pattern, trim_page, Page, Sql, Tenant};
 
 /// A fan as stored; times are Unix seconds.
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FanRow {
     pub ad_friend_id: i64,
     pub ad_friend_wenober: String,
@@ -109,5 +111,62 @@ impl Tenant<'_> {
         let mut q = Sql::new("SELECT COUNT(*)");
         self.push_fan_filter(&mut q, f);
         q.scalar(self.store.read_pool()).await
+    }
+
+    /// The fans with these ids as GetFansList shows them, read in `tx`.
+    pub(crate) async fn fans_by_id_in(
+        &self,
+        tx: &mut Tx,
+        ids: &[i64],
+    ) -> Result<Vec<FanRow>, sqlx::Error> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut q = Sql::new(FAN_COLUMNS);
+            q.push(" FROM fans f LEFT JOIN wechats w ON w.merchant_id = f.merchant_id AND w.wechat_id = f.wechat_id WHERE f.merchant_id = ")
+                .bind(self.m.get())
+                .push(" AND f.fan_id IN (")
+                .bind_list(chunk.iter().copied())
+                .push(") ORDER BY f.fan_id");
+            out.extend(q.fetch_all::<FanRow, _>(&mut *tx.0).await?);
+        }
+        Ok(out)
+    }
+
+    /// fansInfoChange events for fans this transaction added or changed (`change` per fan
+    /// id: `added`, `changed` or `deleted`), written at commit.
+    pub(crate) async fn emit_fan_events_in(
+        &self,
+        tx: &mut Tx,
+        changed: &[(i64, &'static str)],
+    ) -> Result<(), sqlx::Error> {
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = changed.iter().map(|(id, _)| *id).collect();
+        let rows = self.fans_by_id_in(tx, &ids).await?;
+        for (id, change) in changed {
+            if let Some(fan) = rows.iter().find(|r| r.ad_friend_id == *id) {
+                tx.emit(fan_event(events::FANS_INFO_CHANGE, change, fan.clone(), None));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A fan event (fansInfoChange or fansAttributionChange) of the fan's conversation.
+pub(crate) fn fan_event(
+    event_type: &'static str,
+    change: &str,
+    fan: FanRow,
+    previous_staff: Option<String>,
+) -> NewEvent {
+    NewEvent {
+        event_type,
+        conversation: Some((fan.ad_wechat_id, fan.ad_friend_wenober.clone())),
+        data: EventData::Fan {
+            change: change.to_owned(),
+            fan,
+            previous_staff,
+        },
     }
 }

@@ -10,15 +10,34 @@ use super::{now, Sql, Tenant};
 /// A merchant's write transaction. Outside the store it can only be handed to
 /// merchant-scoped store methods, committed or rolled back: no SQL runs on it from
 /// anywhere else, so no query can forget its merchant.
-pub struct Tx(pub(in crate::store) sqlx::Transaction<'static, sqlx::Any>);
+///
+/// Events the transaction causes are collected as it goes and written at commit, last:
+/// so every write path takes the outbox's locks (sequence rows, the `event` id counter)
+/// after all of its other locks, in one order, whatever order its steps run in.
+pub struct Tx(
+    pub(in crate::store) sqlx::Transaction<'static, sqlx::Any>,
+    /// The dispatcher's wake-up: a committed transaction may have written events.
+    pub(in crate::store) std::sync::Arc<tokio::sync::Notify>,
+    pub(in crate::store) super::events::Pending,
+    pub(in crate::store) super::MerchantId,
+);
 
 impl Tx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.0.commit().await
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let pending = std::mem::take(&mut self.2);
+        super::events::flush_tx(&mut self.0, self.3, pending).await?;
+        self.0.commit().await?;
+        self.1.notify_one();
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         self.0.rollback().await
+    }
+
+    /// Adds an event to write at commit.
+    pub(crate) fn emit(&mut self, e: super::events::NewEvent) {
+        self.2.events.push(e);
     }
 }
 
@@ -43,7 +62,12 @@ pub enum Claim {
 impl Tenant<'_> {
     /// Starts a write transaction (see [`super::Store::begin_write`]).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.store.begin_write().await.map(Tx)
+        let wake = self.store.events_wake.clone();
+        let m = self.m;
+        self.store
+            .begin_write()
+            .await
+            .map(|tx| Tx(tx, wake, Default::default(), m))
     }
 
     /// The result remembered for `key`, if it is younger than `ttl` seconds. Reads through

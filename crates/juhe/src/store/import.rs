@@ -371,7 +371,9 @@ impl Tenant<'_> {
             changed: 0,
         };
         for chunk in p.chats.chunks(IMPORT_CHATS_PER_CALL) {
-            k.changed += insert_chats_tx(&mut tx.0, self.m, chunk).await?.len() as u64;
+            let ids = insert_chats_tx(&mut tx.0, self.m, chunk).await?;
+                super::chats::note_chats(&mut tx.2, &ids);
+                k.changed += ids.len() as u64;
             progress(chunk.len() as u64);
         }
         sum.insert("chats", k);

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod bulk_run;
 pub mod chats;
 pub mod devices;
+pub mod events;
 pub mod fans;
 mod fast;
 pub mod idempotency;
@@ -91,6 +92,12 @@ pub struct Store {
     fast: Option<std::sync::Arc<fast::FastReaders>>,
     /// PostgreSQL only: the URL, for the LISTEN connection of the task queue.
     pg_url: Option<std::sync::Arc<str>>,
+    /// Notified after a commit that may have written events or changed endpoints, so this
+    /// process's webhook dispatcher looks at once instead of at its next poll.
+    events_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Bumped when this process changes an endpoint, so its dispatcher reloads them at once
+    /// (other processes' changes are seen within the dispatcher's reload interval).
+    endpoints_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 static DRIVERS: Once = Once::new();
@@ -157,6 +164,8 @@ impl Store {
                 backend: Backend::Sqlite,
                 fast: Some(std::sync::Arc::new(fast)),
                 pg_url: None,
+                events_wake: Default::default(),
+                endpoints_version: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             precheck_postgres(url).await?;
@@ -172,6 +181,8 @@ impl Store {
                 backend: Backend::Postgres,
                 fast: None,
                 pg_url: Some(url.into()),
+                events_wake: Default::default(),
+                endpoints_version: Default::default(),
             })
         } else {
             anyhow::bail!(

@@ -6,7 +6,7 @@ use super::idempotency::Tx;
 use super::{now, take_ids, Sql, Tenant};
 
 /// A takeover as stored, with the account's original id (the gateway names accounts by it).
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TakeoverRow {
     pub takeover_id: i64,
     pub wechat_id: i64,

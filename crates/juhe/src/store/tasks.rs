@@ -47,7 +47,7 @@ pub struct NewTask {
     pub ttl_seconds: i64,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, PartialEq)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, serde::Deserialize, PartialEq)]
 pub struct TaskRow {
     pub task_id: i64,
     pub device_id: i64,
@@ -432,11 +432,23 @@ impl Store {
                 .bind(id)
                 .push(" AND state < 2");
             let n = q.execute(&mut *tx).await?;
-            tx.commit().await?;
+            let mut expired = None;
             if n > 0 {
-                if let Some(row) = self.tenant(m).task(id).await? {
-                    out.push((m, row));
+                let mut q = Sql::new(TASK_COLUMNS);
+                q.push(" WHERE t.merchant_id = ")
+                    .bind(m.get())
+                    .push(" AND t.task_id = ")
+                    .bind(id);
+                let row: Option<TaskRow> = q.fetch_optional(&mut *tx).await?;
+                if let Some(row) = &row {
+                    super::events::emit_tx(&mut tx, m, task_events(row)).await?;
                 }
+                expired = row;
+            }
+            tx.commit().await?;
+            if let Some(row) = expired {
+                self.events_changed();
+                out.push((m, row));
             }
         }
         Ok(out)
@@ -467,4 +479,24 @@ impl Store {
         l.listen(TASK_CHANNEL).await?;
         Ok(Some(l))
     }
+}
+
+/// The events of a task that has its final result: `rpaTaskResult`, and `rpaTaskFailed`
+/// too when it failed. A task for a fan or group belongs to that conversation.
+pub(crate) fn task_events(row: &TaskRow) -> Vec<super::events::NewEvent> {
+    use super::events::{EventData, NewEvent, RPA_TASK_FAILED, RPA_TASK_RESULT};
+    let conversation = row.fan_key.clone().map(|f| (row.wechat_id, f));
+    let mut v = vec![NewEvent {
+        event_type: RPA_TASK_RESULT,
+        conversation: conversation.clone(),
+        data: EventData::Task { task: row.clone() },
+    }];
+    if row.state == 3 {
+        v.push(NewEvent {
+            event_type: RPA_TASK_FAILED,
+            conversation,
+            data: EventData::Task { task: row.clone() },
+        });
+    }
+    v
 }

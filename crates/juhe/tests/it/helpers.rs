@@ -317,3 +317,61 @@ macro_rules! on_both {
         }
     };
 }
+
+/// [`on_both!`] with a configuration tweak (`fn(&mut Config)`) applied to every app.
+#[macro_export]
+macro_rules! on_both_with {
+    ($tweak:expr; $(async fn $name:ident($app:ident) $body:block)*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let $app = $crate::helpers::TestApp::spawn_with($crate::helpers::Db::Sqlite, $tweak).await.unwrap();
+                    $body
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some($app) = $crate::helpers::TestApp::spawn_with($crate::helpers::Db::Postgres, $tweak).await else {
+                        $crate::helpers::note_postgres_skipped(stringify!($name));
+                        return;
+                    };
+                    $body
+                }
+            )*
+        }
+    };
+}
+
+impl TestApp {
+    /// Another server on this app's database, as a second process would be, with the same
+    /// tweak applied to its configuration. Stops when the token is cancelled.
+    pub async fn another_server(
+        &self,
+        tweak: impl FnOnce(&mut Config),
+    ) -> (String, CancellationToken) {
+        let mut cfg = Config::defaults_with(&Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        cfg.database_url = self.db_url.clone();
+        cfg.rate_limit.per_second = 0;
+        cfg.auth.token_per_client_per_minute = 0;
+        cfg.auth.token_per_ip_per_minute = 0;
+        cfg.auth.failed_auth_per_ip_per_minute = 0;
+        tweak(&mut cfg);
+        let app = Application::build(cfg).await.unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let token = app.shutdown_token();
+        tokio::spawn(app.run());
+        (base, token)
+    }
+}

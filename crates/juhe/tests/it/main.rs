@@ -12,6 +12,7 @@ mod chat;
 mod device_client;
 mod durability;
 mod envelope;
+mod events;
 mod feed;
 mod gateway;
 mod import;

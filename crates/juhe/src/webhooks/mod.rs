@@ -1,0 +1,437 @@
+//! Webhook delivery (docs/events.md): the dispatcher that sends the outbox's events to the
+//! merchants' callback URLs, signed with Standard Webhooks headers.
+//!
+//! Every process runs one. It claims due deliveries per endpoint with a lease (a row's
+//! `next_attempt_ms` pushed past the attempt's timeout; `FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL), so several processes on one database share the work and a process that dies
+//! leaves rows that become due again. Each endpoint has its own concurrency cap and its own
+//! claim, so a slow or dead receiver holds only its own slots. Attempts are recorded in
+//! batches by one recorder task, which also frees the slots and reschedules failures.
+//! Wake-ups: in-process after every commit (`Store::events_changed`), `LISTEN juhe_events`
+//! on PostgreSQL, and a slow poll behind both.
+
+pub mod payload;
+pub mod sign;
+pub mod target;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::FixedOffset;
+use rand::Rng;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WebhooksConfig;
+use crate::store::events::{now_ms, Attempted, Claimed, EndpointRow, Outcome};
+use crate::store::{MerchantId, Store};
+
+/// Longest response excerpt kept in the attempt log.
+const EXCERPT: usize = 1024;
+/// Most deliveries claimed for one endpoint in one statement.
+const CLAIM_BATCH: usize = 100;
+/// How long the loaded endpoint list is trusted before it is read again.
+const ENDPOINTS_TTL: Duration = Duration::from_secs(1);
+
+type Key = (i64, i64);
+
+/// This process's webhook dispatcher.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    cfg: WebhooksConfig,
+    offset: FixedOffset,
+    client: reqwest::Client,
+    /// Deliveries in flight per (merchant, endpoint).
+    inflight: Mutex<HashMap<Key, usize>>,
+    global: Arc<Semaphore>,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, cfg: WebhooksConfig, offset: FixedOffset) -> anyhow::Result<Dispatcher> {
+        let mut client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(cfg.timeout_seconds))
+            .connect_timeout(Duration::from_secs(cfg.timeout_seconds.min(10)))
+            // A redirect is a failed delivery: following one would send the signed event
+            // somewhere the merchant did not register (and past the target check).
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Juhe-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(cfg.per_endpoint_concurrency);
+        if !cfg.allow_private_targets {
+            client = client.dns_resolver(target::public_only());
+        }
+        Ok(Dispatcher {
+            inner: Arc::new(Inner {
+                store,
+                offset,
+                client: client.build()?,
+                inflight: Mutex::new(HashMap::new()),
+                global: Arc::new(Semaphore::new(cfg.max_concurrency)),
+                cfg,
+            }),
+        })
+    }
+
+    /// Starts the dispatcher's tasks; the returned handle ends after `token` is cancelled
+    /// and the attempts in flight have been recorded (or `drain` has passed).
+    pub fn spawn(&self, token: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let (done_tx, done_rx) = mpsc::channel::<Attempted>(self.inner.cfg.max_concurrency * 2);
+        let recorder = tokio::spawn(self.clone().record_loop(done_rx));
+        let listener = tokio::spawn(self.clone().listen_loop(token.clone()));
+        let pruner = tokio::spawn(self.clone().prune_loop(token.clone()));
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.claim_loop(token, done_tx).await;
+            // The claim loop has dropped its sender; the recorder ends when the deliveries
+            // in flight have sent their attempts (each is bounded by the timeout).
+            let _ = recorder.await;
+            listener.abort();
+            pruner.abort();
+        })
+    }
+
+    fn inflight(&self) -> std::sync::MutexGuard<'_, HashMap<Key, usize>> {
+        self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn claim_loop(self, token: CancellationToken, done: mpsc::Sender<Attempted>) {
+        let wake = self.inner.store.events_wake();
+        let poll = Duration::from_millis(self.inner.cfg.poll_ms);
+        let mut endpoints: Vec<(MerchantId, EndpointRow)> = Vec::new();
+        let mut loaded: Option<(Instant, u64)> = None;
+        loop {
+            let version = self.inner.store.endpoints_version();
+            if loaded.is_none_or(|(t, v)| t.elapsed() >= ENDPOINTS_TTL || v != version) {
+                match self.inner.store.enabled_endpoints().await {
+                    Ok(e) => {
+                        endpoints = e;
+                        loaded = Some((Instant::now(), version));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading webhook endpoints failed; retrying"),
+                }
+            }
+            let again = match self.round(&endpoints, &done).await {
+                Ok(again) => again,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming deliveries failed; retrying");
+                    false
+                }
+            };
+            if again {
+                if token.is_cancelled() {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// One pass over the endpoints: claims what is due where there are free slots and starts
+    /// the deliveries. Returns whether some endpoint may have more due work right now.
+    async fn round(
+        &self,
+        endpoints: &[(MerchantId, EndpointRow)],
+        done: &mpsc::Sender<Attempted>,
+    ) -> Result<bool, sqlx::Error> {
+        let cap = self.inner.cfg.per_endpoint_concurrency;
+        let lease_ms = (self.inner.cfg.timeout_seconds as i64 + 5) * 1000;
+        let mut again = false;
+        for (m, ep) in endpoints {
+            let key = (m.get(), ep.endpoint_id);
+            let busy = self.inflight().get(&key).copied().unwrap_or(0);
+            let free = cap
+                .saturating_sub(busy)
+                .min(self.inner.global.available_permits())
+                .min(CLAIM_BATCH);
+            if free == 0 {
+                continue;
+            }
+            let now = now_ms();
+            if !self.inner.store.has_due_delivery(*m, ep.endpoint_id, now).await? {
+                continue;
+            }
+            let claimed = self
+                .inner
+                .store
+                .claim_deliveries(*m, ep.endpoint_id, free as i64, now, now + lease_ms)
+                .await?;
+            if claimed.is_empty() {
+                continue;
+            }
+            if claimed.len() == free {
+                again = true;
+            }
+            let secrets = self
+                .inner
+                .store
+                .signing_secrets(*m, sign::generate_secret)
+                .await?;
+            let secrets: Arc<[String]> = secrets.into();
+            *self.inflight().entry(key).or_default() += claimed.len();
+            for c in claimed {
+                let Ok(permit) = self.inner.global.clone().acquire_owned().await else {
+                    return Ok(false);
+                };
+                let this = self.clone();
+                let url = ep.url.clone();
+                let secrets = secrets.clone();
+                let done = done.clone();
+                tokio::spawn(async move {
+                    let a = this.attempt(&c, &url, &secrets).await;
+                    drop(permit);
+                    // The recorder outlives every sender; a send fails only at shutdown,
+                    // when the lease brings the delivery back later.
+                    let _ = done.send(a).await;
+                });
+            }
+        }
+        Ok(again)
+    }
+
+    /// Sends one delivery and says what came of it.
+    async fn attempt(&self, c: &Claimed, url: &str, secrets: &[String]) -> Attempted {
+        let cfg = &self.inner.cfg;
+        let id = payload::event_key(c.merchant, c.event.event_id);
+        let body = payload::render(c.merchant, &c.event, self.inner.offset);
+        let started_ms = now_ms();
+        let started = Instant::now();
+        let (status, retry_after, error, response) = match self.send(url, &id, body, secrets).await
+        {
+            Ok((status, retry_after, excerpt)) => (status, retry_after, None, Some(excerpt)),
+            Err(e) => (0, None, Some(e), None),
+        };
+        let duration_ms = started.elapsed().as_millis() as i64;
+        let outcome = if (200..300).contains(&status) {
+            Outcome::Succeeded
+        } else if c.attempt as usize >= cfg.retry_schedule_seconds.len() {
+            Outcome::Failed
+        } else {
+            let delay_ms = match retry_after {
+                Some(s) => s.min(86_400) * 1000,
+                None => jittered(cfg.retry_schedule_seconds[c.attempt as usize]),
+            };
+            Outcome::Retry(now_ms() + delay_ms as i64)
+        };
+        let level_ok = outcome == Outcome::Succeeded;
+        if level_ok {
+            tracing::debug!(event = %id, url, status, duration_ms, "delivered");
+        } else {
+            tracing::info!(event = %id, url, status, duration_ms, attempt = c.attempt, error = error.as_deref().unwrap_or(""), outcome = ?outcome, "delivery failed");
+        }
+        Attempted {
+            merchant: c.merchant,
+            endpoint_id: c.endpoint_id,
+            event_id: c.event.event_id,
+            total: c.total,
+            attempted_ms: started_ms,
+            duration_ms,
+            status: status as i64,
+            outcome,
+            error,
+            response,
+        }
+    }
+
+    /// POSTs the signed body. `Ok((status, Retry-After seconds, response excerpt))`.
+    async fn send(
+        &self,
+        url: &str,
+        id: &str,
+        body: Vec<u8>,
+        secrets: &[String],
+    ) -> Result<(u16, Option<u64>, String), String> {
+        let t = target::parse(url)?;
+        if !self.inner.cfg.allow_private_targets {
+            target::check_literal(&t.url)?;
+        }
+        let ts = chrono::Utc::now().timestamp();
+        let signature = sign::signature_header(secrets, id, ts, &body);
+        let resp = self
+            .inner
+            .client
+            .post(t.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let excerpt = excerpt(resp).await;
+        Ok((status, retry_after, excerpt))
+    }
+
+    async fn record_loop(self, mut rx: mpsc::Receiver<Attempted>) {
+        let disable_after = self.inner.cfg.disable_after_seconds;
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < 500 {
+                match rx.try_recv() {
+                    Ok(a) => batch.push(a),
+                    Err(_) => break,
+                }
+            }
+            let mut wait = Duration::from_millis(100);
+            loop {
+                let before = crate::store::now() - disable_after;
+                match self.inner.store.record_attempts(&batch, before).await {
+                    Ok(disabled) => {
+                        for (m, ep) in disabled {
+                            tracing::warn!(merchant = %m, endpoint = ep, "webhook endpoint disabled: it kept failing");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        // Not recorded, the leases bring the deliveries back; but keep
+                        // trying for a while, so a database blip does not cause resends.
+                        tracing::warn!(error = %e, "recording delivery attempts failed; retrying");
+                        if wait > Duration::from_secs(10) {
+                            break;
+                        }
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                }
+            }
+            {
+                let mut inflight = self.inflight();
+                for a in &batch {
+                    if let Some(n) = inflight.get_mut(&(a.merchant.get(), a.endpoint_id)) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+            // Slots are free again.
+            self.inner.store.events_changed();
+        }
+    }
+
+    async fn listen_loop(self, token: CancellationToken) {
+        let mut listener = match self.inner.store.event_listener().await {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN for events failed; relying on the poll");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                n = listener.recv() => match n {
+                    Ok(_) => self.inner.store.events_changed(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event notifications interrupted");
+                        tokio::time::sleep(Duration::from_millis(self.inner.cfg.poll_ms)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn prune_loop(self, token: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let before = now_ms() - self.inner.cfg.retention_days * 86_400_000;
+            match self.inner.store.prune_events(before).await {
+                Ok((0, 0)) => {}
+                Ok((events, attempts)) => {
+                    tracing::info!(events, attempts, "old events and attempts pruned")
+                }
+                Err(e) => tracing::warn!(error = %e, "pruning events failed; retrying later"),
+            }
+        }
+    }
+}
+
+/// `delay` seconds, ±20 %, in milliseconds: retries of many events that failed together
+/// do not all come back in the same instant.
+fn jittered(delay_s: u64) -> u64 {
+    if delay_s == 0 {
+        return 0;
+    }
+    let ms = delay_s * 1000;
+    let spread = ms / 5;
+    rand::thread_rng().gen_range(ms - spread..=ms + spread)
+}
+
+/// `Retry-After`: delay seconds, or an HTTP date.
+fn parse_retry_after(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<u64>() {
+        return Some(s);
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    Some((at.timestamp() - chrono::Utc::now().timestamp()).max(0) as u64)
+}
+
+/// The start of a response body, as text.
+async fn excerpt(mut resp: reqwest::Response) -> String {
+    let mut buf: Vec<u8> = Vec::new();
+    while buf.len() < EXCERPT {
+        match resp.chunk().await {
+            Ok(Some(c)) => buf.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    buf.truncate(EXCERPT);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// An error with its causes ("error sending request: connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("7"), Some(7));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(0));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn jitter_stays_within_a_fifth_of_the_delay() {
+        assert_eq!(jittered(0), 0);
+        for _ in 0..100 {
+            let d = jittered(5);
+            assert!((4000..=6000).contains(&d), "{d}");
+        }
+    }
+}
