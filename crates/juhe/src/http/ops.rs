@@ -110,7 +110,15 @@ const IDEMPOTENT: [&str; 6] = [
 /// request structs read every field leniently and decide in the handler, so utoipa cannot
 /// see this; the test `the_required_lists_name_exactly_what_the_server_requires` keeps the
 /// table honest.
-const REQUIRED: [(&str, &[&str]); 17] = [
+const REQUIRED: [(&str, &[&str]); 25] = [
+    ("/v2/Public/registerCallbackUrl", &["url"]),
+    ("/v2/Public/subscribeEvent", &["url"]),
+    ("/v2/Public/updateCallback", &["endpointId"]),
+    ("/v2/Public/deleteCallback", &["endpointId"]),
+    ("/v2/Public/GetEvent", &["eventId"]),
+    ("/v2/Public/GetEventAttempts", &["eventId"]),
+    ("/v2/Public/replayEvent", &["eventId"]),
+    ("/v2/Public/replayFailedEvents", &["since"]),
     (
         "/v2/ChatMess/applyTakeOver",
         &["wechat_key", "friend_key", "apply_key"],
@@ -413,6 +421,33 @@ fn complete(mut doc: serde_json::Value) -> serde_json::Value {
 fn request_examples() -> Vec<(&'static str, serde_json::Value)> {
     use serde_json::json;
     vec![
+        (
+            "/v2/Public/registerCallbackUrl",
+            json!({"url": "https://crm.example.com/juhe/events", "type": 100}),
+        ),
+        (
+            "/v2/Public/subscribeEvent",
+            json!({"url": "https://crm.example.com/juhe/events", "appId": "crm", "messageTypes": ["chat", "rpaTaskResult"]}),
+        ),
+        ("/v2/Public/GetCallbackList", json!({})),
+        (
+            "/v2/Public/updateCallback",
+            json!({"endpointId": 1, "messageTypes": ["chat", "rpaTaskResult", "fansInfoChange"], "enabled": true}),
+        ),
+        ("/v2/Public/deleteCallback", json!({"endpointId": 1})),
+        ("/v2/Public/GetWebhookSecret", json!({})),
+        ("/v2/Public/rotateWebhookSecret", json!({"graceSeconds": 86400})),
+        (
+            "/v2/Public/GetEventList",
+            json!({"minEventId": 0, "eventType": "chat", "pageIndex": 1, "pageSize": 20}),
+        ),
+        ("/v2/Public/GetEvent", json!({"eventId": "evt_1_1"})),
+        ("/v2/Public/GetEventAttempts", json!({"eventId": "evt_1_1"})),
+        ("/v2/Public/replayEvent", json!({"eventId": "evt_1_1"})),
+        (
+            "/v2/Public/replayFailedEvents",
+            json!({"since": "2026-01-01 00:00:00"}),
+        ),
         ("/v2/System/GetDepartGroupList", json!({"departId": 1})),
         (
             "/v2/System/GetStaffList",

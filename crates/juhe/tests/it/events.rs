@@ -192,7 +192,7 @@ async fn live(app: &TestApp) -> (Tenant, Assistant, i64) {
     (t, a, w)
 }
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(25);
 
 on_both_with! { fast;
     async fn every_reported_chat_arrives_once_signed_in_order_carrying_its_getchat_record(app) {
@@ -270,7 +270,7 @@ on_both_with! { fast;
         })).await;
         subscribe(&app, &t, &rx.url, &["chat"]).await;
         a.request(json!({"type": "chats", "account": "wxid_op1", "chats": [chat("ra1", "wxid_f1", 0, "慢点")]})).await;
-        let got = rx.wait_for(3, Duration::from_secs(15)).await;
+        let got = rx.wait_for(3, Duration::from_secs(30)).await;
         assert_eq!(got.len(), 3);
         assert!(got[1].at - got[0].at >= Duration::from_millis(2800), "Retry-After: 3 waited {:?}", got[1].at - got[0].at);
         assert!(target.got().is_empty(), "the redirect was not followed");
@@ -316,22 +316,6 @@ on_both_with! { fast;
         let first = &attempts[0];
         assert_eq!((first["status"].as_i64(), first["outcome"].as_str()), (Some(0), Some("retrying")), "{attempts}");
         assert!(first["error"].as_str().unwrap().to_lowercase().contains("connect"), "{attempts}");
-    }
-
-    async fn one_dead_endpoint_does_not_delay_another(app) {
-        let (t, mut a, _) = live(&app).await;
-        let dead = Receiver::start(Box::new(|_, _| Reply::Sleep(Duration::from_secs(10), 200))).await;
-        let alive = Receiver::ok().await;
-        subscribe(&app, &t, &dead.url, &["chat"]).await;
-        subscribe(&app, &t, &alive.url, &["chat"]).await;
-        let chats: Vec<Value> = (0..40).map(|i| chat(&format!("x{i}"), "wxid_f1", 0, "批量")).collect();
-        let started = Instant::now();
-        a.request(json!({"type": "chats", "account": "wxid_op1", "chats": chats})).await;
-        let got = alive.wait_for(40, WAIT).await;
-        assert_eq!(got.len(), 40);
-        assert!(started.elapsed() < Duration::from_secs(5), "the healthy endpoint waited {:?}", started.elapsed());
-        // The dead one holds at most its own concurrency cap of requests.
-        assert!(dead.got().len() <= 16, "{}", dead.got().len());
     }
 
     async fn replay_sends_an_event_again_with_the_same_id_and_failed_events_can_be_replayed_since_a_time(app) {
@@ -453,6 +437,35 @@ on_both_with! { fast;
     }
 }
 
+/// A dead receiver (answering after 10 s) holds only its own 4 slots.
+mod isolation {
+    use super::*;
+
+    fn capped(cfg: &mut Config) {
+        fast(cfg);
+        cfg.webhooks.timeout_seconds = 15;
+        cfg.webhooks.per_endpoint_concurrency = 4;
+    }
+
+    on_both_with! { capped;
+    async fn one_dead_endpoint_does_not_delay_another(app) {
+        let (t, mut a, _) = live(&app).await;
+        let dead = Receiver::start(Box::new(|_, _| Reply::Sleep(Duration::from_secs(10), 200))).await;
+        let alive = Receiver::ok().await;
+        subscribe(&app, &t, &dead.url, &["chat"]).await;
+        subscribe(&app, &t, &alive.url, &["chat"]).await;
+        let chats: Vec<Value> = (0..40).map(|i| chat(&format!("x{i}"), "wxid_f1", 0, "批量")).collect();
+        let started = Instant::now();
+        a.request(json!({"type": "chats", "account": "wxid_op1", "chats": chats})).await;
+        let got = alive.wait_for(40, WAIT).await;
+        assert_eq!(got.len(), 40);
+        assert!(started.elapsed() < Duration::from_secs(5), "the healthy endpoint waited {:?}", started.elapsed());
+        // The dead one holds at most its own concurrency cap of requests.
+        assert!(dead.got().len() <= 4, "{}", dead.got().len());
+    }
+    }
+}
+
 /// An endpoint is disabled after failing for `webhooks.disable_after_seconds` (2 s here).
 mod disabling {
     use super::*;
@@ -481,4 +494,142 @@ mod disabling {
         assert!(ep["disabledReason"].as_str().unwrap().contains("failed"));
     }
     }
+}
+
+/// The `standardwebhooks` package from PyPI verifies a delivery unchanged (and refuses a
+/// tampered one). CI installs it and sets JUHE_REQUIRE_STANDARDWEBHOOKS=1; elsewhere the test
+/// is skipped, saying so, when Python or the package is missing.
+mod standard_verifier {
+    use super::*;
+
+    fn python_verifies(secret: &str, g: &Got, body: &[u8]) -> Option<(bool, String)> {
+        use std::io::Write;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/verify-webhook.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let input = json!({"secret": secret, "body": String::from_utf8_lossy(body),
+            "headers": {"webhook-id": g.id, "webhook-timestamp": g.timestamp, "webhook-signature": g.signature}});
+        child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("No module named") {
+            return None;
+        }
+        Some((out.status.success(), format!("{}{stderr}", String::from_utf8_lossy(&out.stdout))))
+    }
+
+    on_both_with! { fast;
+        async fn the_standardwebhooks_package_verifies_a_delivery_and_refuses_a_tampered_one(app) {
+            let (t, mut a, _) = live(&app).await;
+            let rx = Receiver::ok().await;
+            subscribe(&app, &t, &rx.url, &["chat"]).await;
+            a.request(json!({"type": "chats", "account": "wxid_op1", "chats": [chat("v1", "wxid_f1", 0, "验签 ✓")]})).await;
+            let got = rx.wait_for(1, WAIT).await;
+            let secret = secret(&app, &t).await;
+            let Some((ok, out)) = python_verifies(&secret, &got[0], &got[0].raw) else {
+                assert_ne!(std::env::var("JUHE_REQUIRE_STANDARDWEBHOOKS").as_deref(), Ok("1"),
+                    "JUHE_REQUIRE_STANDARDWEBHOOKS=1 but python3 cannot import standardwebhooks (pip install standardwebhooks)");
+                eprintln!("SKIPPED: python3 with the standardwebhooks package is not available");
+                return;
+            };
+            assert!(ok, "standardwebhooks refused our delivery: {out}");
+            assert_eq!(out.trim(), got[0].id);
+            let mut tampered = got[0].raw.clone();
+            let last = tampered.len() - 2;
+            tampered[last] = b' ';
+            let (ok, out) = python_verifies(&secret, &got[0], &tampered).unwrap();
+            assert!(!ok, "a tampered body verified: {out}");
+        }
+    }
+}
+
+/// Without `webhooks.allow_private_targets`, callback URLs that reach loopback, private or
+/// link-local addresses are refused when registered (and, in the resolver, when sent).
+mod safe_targets {
+    use super::*;
+
+    crate::on_both! {
+        async fn a_callback_url_reaching_a_private_address_is_refused_by_default(app) {
+            let t = app.merchant("m").await;
+            for url in ["http://127.0.0.1:8080/hook", "http://localhost/hook", "http://10.0.0.7/hook",
+                        "http://169.254.169.254/latest/meta-data", "http://[::1]/hook", "http://192.168.1.10/x"] {
+                for path in ["/v2/Public/registerCallbackUrl", "/v2/Public/subscribeEvent"] {
+                    let e = app.fails(path, &t.token, json!({"url": url, "messageTypes": ["chat"]}), 400, 200012).await;
+                    assert!(e.starts_with("url") && e.contains("allow_private_targets"), "{url}: {e}");
+                }
+            }
+            for url in ["ftp://example.com/x", "not a url", ""] {
+                let e = app.fails("/v2/Public/registerCallbackUrl", &t.token, json!({"url": url}), 400, 200012).await;
+                assert!(e.starts_with("url"), "{url}: {e}");
+            }
+            assert_eq!(app.values("/v2/Public/GetCallbackList", &t.token, json!({})).await, json!([]));
+            // A public address is accepted (nothing is sent: no event happened).
+            assert_eq!(app.values("/v2/Public/registerCallbackUrl", &t.token, json!({"url": "https://93.184.215.14/hook"})).await, json!(true));
+        }
+
+        async fn a_name_that_resolves_to_loopback_at_delivery_time_is_not_sent_to(app) {
+            let (t, mut a, _) = live(&app).await;
+            let rx = Receiver::ok().await;
+            // As if `localhost` had resolved to a public address when it was registered.
+            let url = rx.url.replace("127.0.0.1", "localhost");
+            app.store.tenant(t.id).upsert_endpoint(&url, None, None, Some("chat")).await.unwrap();
+            a.request(json!({"type": "chats", "account": "wxid_op1", "chats": [chat("l1", "wxid_f1", 0, "内网")]})).await;
+            let id = format!("evt_{}_1", t.id.get());
+            let until = Instant::now() + WAIT;
+            let attempts = loop {
+                let v = app.values("/v2/Public/GetEventAttempts", &t.token, json!({"eventId": id})).await;
+                if v != json!([]) { break v; }
+                assert!(Instant::now() < until, "no attempt was made");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            assert_eq!(attempts[0]["status"], 0, "{attempts}");
+            assert!(attempts[0]["error"].as_str().unwrap().contains("allow_private_targets"), "{attempts}");
+            assert!(rx.got().is_empty(), "nothing reached the loopback receiver");
+        }
+    }
+}
+
+/// Writes one real delivery of each event type to `$JUHE_EVENT_EXAMPLES` (docs/events.md's
+/// examples come from here): `cargo test -p juhe --test it write_event_examples -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn write_event_examples() {
+    let app = TestApp::spawn_with(crate::helpers::Db::Sqlite, fast).await.unwrap();
+    let t = app.fixture_merchant("示例商户").await;
+    let device = app.store.admin().create_device(t.id, "d").await.unwrap();
+    let mut a = Assistant::connect(&app, &device.device_token).await;
+    assert_eq!(a.account("wxid_op0001").await, 135389);
+    let rx = Receiver::ok().await;
+    subscribe(&app, &t, &rx.url, &[]).await;
+    let w = 135389;
+    a.request(json!({"type": "chats", "account": "wxid_op0001", "chats": [
+        {"msgId": "7291045581", "talker": "wxid_fan0001", "send": 0, "type": 1, "content": "请问我的订单什么时候发货?", "time": 1_796_297_400}]})).await;
+    a.request(json!({"type": "fans", "account": "wxid_op0001", "fans": [{"wxid": "wxid_fan0009", "name": "陈小姐", "state": 0, "scene": 30}]})).await;
+    let task = app.values("/v2/ChatMess/doSendPublicMes", &t.token,
+        json!({"WechatId": w, "ToUserName": "wxid_fan0001", "MsgType": "text", "Text": "您好,已为您加急处理"})).await;
+    a.expect_type("task").await;
+    a.request(json!({"type": "taskResult", "taskId": task["taskId"], "ok": true, "msgId": "7291045590"})).await;
+    let take = json!({"wechat_key": w, "friend_key": "wxid_fan0001", "apply_key": "crm-7", "apply_name": "王五", "apply_reason": "售后跟进", "apply_source": "QKB"});
+    app.values("/v2/ChatMess/applyTakeOver", &t.token, take.clone()).await;
+    app.values("/v2/ChatMess/endTakeOver", &t.token, take).await;
+    app.values("/v2/ChatMess/ActivationConversation", &t.token, json!({"ad_wechat_id": w, "ad_friend_wenober": "wxid_fan0001",
+        "staff_code": "S002", "enforceAttribution": 1, "activationType": 1, "content": "客户咨询物流,请跟进"})).await;
+    rx.wait_for(12, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut out = String::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for g in rx.got() {
+        let ty = g.body["eventType"].as_str().unwrap().to_owned();
+        if seen.insert(ty.clone()) {
+            out.push_str(&format!("**`{ty}`**\n\n```json\n{}\n```\n\n", serde_json::to_string_pretty(&g.body).unwrap()));
+        }
+    }
+    let path = std::env::var("JUHE_EVENT_EXAMPLES").unwrap_or_else(|_| "/tmp/event-examples.md".into());
+    std::fs::write(&path, out).unwrap();
+    eprintln!("wrote {} event types to {path}", seen.len());
 }

@@ -177,9 +177,11 @@ on_both! {
             .filter(|(p, _, _)| p.starts_with("/v2/"))
             .collect();
         // Create the bulk-send task first, read it, delete it last.
+        // Callbacks first, so that the actions' examples emit the events that GetEvent's
+        // example reads; the deletions last.
         let rank = |p: &str| match p {
-            "/v2/BulkSend/SaveBulkSendTask" => 0,
-            "/v2/BulkSend/DeleteBulkSendTask" => 2,
+            "/v2/BulkSend/SaveBulkSendTask" | "/v2/Public/registerCallbackUrl" | "/v2/Public/subscribeEvent" => 0,
+            "/v2/BulkSend/DeleteBulkSendTask" | "/v2/Public/deleteCallback" => 2,
             _ => 1,
         };
         ops.sort_by_key(|(p, _, _)| rank(p));
@@ -245,6 +247,10 @@ on_both! {
             // With only the required fields: accepted (nothing else is required). Reads of a
             // bulk-send task need one that exists, so those only check the refusals above.
             if path.contains("BulkSendTask") && !path.ends_with("SaveBulkSendTask") {
+                continue;
+            }
+            // Likewise an event or an endpoint: they need one that exists.
+            if ["/v2/Public/GetEvent", "/v2/Public/GetEventAttempts", "/v2/Public/replayEvent", "/v2/Public/updateCallback", "/v2/Public/deleteCallback"].contains(&path.as_str()) {
                 continue;
             }
             // doSendPublicMes requires more by MsgType (Text for text, Url for image, …;

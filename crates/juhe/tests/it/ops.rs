@@ -73,6 +73,18 @@ async fn the_openapi_document_is_3_1_and_describes_every_route() {
         "/v2/BulkSend/GetBulkSendTask",
         "/v2/BulkSend/GetBulkSendTaskProgress",
         "/v2/BulkSend/GetBulkSendTaskItems",
+        "/v2/Public/registerCallbackUrl",
+        "/v2/Public/subscribeEvent",
+        "/v2/Public/GetCallbackList",
+        "/v2/Public/updateCallback",
+        "/v2/Public/deleteCallback",
+        "/v2/Public/GetWebhookSecret",
+        "/v2/Public/rotateWebhookSecret",
+        "/v2/Public/GetEventList",
+        "/v2/Public/GetEvent",
+        "/v2/Public/GetEventAttempts",
+        "/v2/Public/replayEvent",
+        "/v2/Public/replayFailedEvents",
     ];
     for r in routes {
         assert!(paths.contains_key(r), "missing {r}");
