@@ -30,6 +30,9 @@ pub enum BenchCmd {
     GatewayConnections(crate::bench_gateway::GatewayConnectionsArgs),
     /// doSendPublicMes → assistant → result committed: round-trip latency at a fixed rate.
     GatewaySend(crate::bench_gateway::GatewaySendArgs),
+    /// Webhook deliveries to a local receiver: a backlog's drain (rate, server memory,
+    /// GetChat beside it), then chats reported at a rate, timed to their arrival.
+    Events(crate::bench_events::EventsArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -144,6 +147,10 @@ pub async fn run(cmd: BenchCmd, mut cfg: Config) -> anyhow::Result<()> {
         BenchCmd::GatewaySend(args) => {
             default_bench_db(&mut cfg, "bench-gateway.db");
             crate::bench_gateway::gateway_send(args, cfg).await
+        }
+        BenchCmd::Events(args) => {
+            default_bench_db(&mut cfg, "bench-events.db");
+            crate::bench_events::events(args, cfg).await
         }
     }
 }
@@ -583,7 +590,7 @@ async fn getchat(args: GetchatArgs, cfg: Config) -> anyhow::Result<()> {
 
 /// A benchmark merchant's organisation: one operating account (`nober`, original id
 /// `wxid_<nober>`) with `fans` fans keyed `<fan_prefix><n>`.
-fn one_account_org(
+pub(crate) fn one_account_org(
     wechat_id: i64,
     nober: &str,
     nick: &str,

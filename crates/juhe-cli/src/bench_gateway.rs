@@ -74,14 +74,14 @@ pub struct GatewaySendArgs {
 }
 
 /// A `juhe serve` child process on a free loopback port.
-struct Server {
+pub(crate) struct Server {
     child: Option<tokio::process::Child>,
     pid: Option<u32>,
     base: String,
 }
 
 impl Server {
-    async fn start(db_url: &str, env: &[(&str, String)]) -> anyhow::Result<Server> {
+    pub(crate) async fn start(db_url: &str, env: &[(&str, String)]) -> anyhow::Result<Server> {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
@@ -129,18 +129,22 @@ impl Server {
         }
     }
 
-    fn rss_mb(&self) -> Option<f64> {
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn rss_mb(&self) -> Option<f64> {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
         let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
         let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb / 1024.0)
     }
 
-    fn ws_url(&self) -> String {
+    pub(crate) fn ws_url(&self) -> String {
         format!("{}/assistant/ws", self.base.replacen("http://", "ws://", 1))
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(mut c) = self.child.take() {
             if let Some(pid) = c.id() {
                 let _ = std::process::Command::new("kill")
@@ -152,10 +156,10 @@ impl Server {
     }
 }
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(url: &str, token: &str) -> anyhow::Result<(Ws, Value)> {
+pub(crate) async fn connect(url: &str, token: &str) -> anyhow::Result<(Ws, Value)> {
     let mut req = url.into_client_request()?;
     req.headers_mut()
         .insert("Authorization", format!("Bearer {token}").parse()?);
@@ -164,7 +168,7 @@ async fn connect(url: &str, token: &str) -> anyhow::Result<(Ws, Value)> {
     Ok((ws, welcome))
 }
 
-async fn next_json(ws: &mut Ws) -> anyhow::Result<Option<Value>> {
+pub(crate) async fn next_json(ws: &mut Ws) -> anyhow::Result<Option<Value>> {
     while let Some(m) = ws.next().await {
         match m? {
             Message::Text(t) => return Ok(Some(serde_json::from_str(t.as_str())?)),
@@ -175,13 +179,13 @@ async fn next_json(ws: &mut Ws) -> anyhow::Result<Option<Value>> {
     Ok(None)
 }
 
-async fn send(ws: &mut Ws, v: &Value) -> anyhow::Result<()> {
+pub(crate) async fn send(ws: &mut Ws, v: &Value) -> anyhow::Result<()> {
     ws.send(Message::Text(v.to_string().into())).await?;
     Ok(())
 }
 
 /// Reports accounts (waiting for each ack).
-async fn report_accounts(ws: &mut Ws, names: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn report_accounts(ws: &mut Ws, names: &[String]) -> anyhow::Result<()> {
     for (i, n) in names.iter().enumerate() {
         send(
             ws,
@@ -201,7 +205,7 @@ async fn report_accounts(ws: &mut Ws, names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn setup(
+pub(crate) async fn setup(
     cfg: &Config,
     devices: usize,
 ) -> anyhow::Result<(Store, MerchantId, Vec<String>, (String, String))> {
@@ -229,7 +233,7 @@ async fn setup(
     Ok((store, m, tokens, (creds.client_id, creds.client_secret)))
 }
 
-fn pct(h: &Histogram<u64>, q: f64) -> f64 {
+pub(crate) fn pct(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod bench_events;
 pub mod bench_gateway;
 pub mod cli;
 pub mod demo_data;

@@ -1108,19 +1108,29 @@ impl Store {
                 }
             }
         }
+        // Grouped by fence value (nearly always one per batch), so each statement is an `IN`
+        // list the primary key serves; an OR of (id AND fence) pairs made SQLite scan the
+        // whole table, which with a large backlog cost more than the deliveries themselves.
+        let mut by_fence: BTreeMap<(i64, i64, i64), Vec<i64>> = BTreeMap::new();
         for ((m, ep), rows) in &finished {
-            for chunk in rows.chunks(CHUNK / 2) {
+            for (id, total) in rows {
+                by_fence.entry((*m, *ep, *total)).or_default().push(*id);
+            }
+        }
+        for ((m, ep, total), ids) in &by_fence {
+            for chunk in ids.chunks(CHUNK) {
                 let mut q = Bulk::new(&mut tx, "DELETE FROM deliveries WHERE merchant_id = ");
-                q.bind(*m).push(" AND endpoint_id = ").bind(*ep).push(" AND (");
-                for (i, (id, total)) in chunk.iter().enumerate() {
+                q.bind(*m)
+                    .push(" AND endpoint_id = ")
+                    .bind(*ep)
+                    .push(" AND total_attempts = ")
+                    .bind(*total)
+                    .push(" AND event_id IN (");
+                for (i, id) in chunk.iter().enumerate() {
                     if i > 0 {
-                        q.push(" OR ");
+                        q.push(", ");
                     }
-                    q.push("(event_id = ")
-                        .bind(*id)
-                        .push(" AND total_attempts = ")
-                        .bind(*total)
-                        .push(")");
+                    q.bind(*id);
                 }
                 q.push(")");
                 q.execute(&mut tx).await?;

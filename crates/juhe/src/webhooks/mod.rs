@@ -95,6 +95,14 @@ impl Dispatcher {
         })
     }
 
+    /// Frees one of the endpoint's slots and wakes the claim loop.
+    fn release(&self, m: MerchantId, endpoint_id: i64) {
+        if let Some(n) = self.inflight().get_mut(&(m.get(), endpoint_id)) {
+            *n = n.saturating_sub(1);
+        }
+        self.inner.store.events_changed();
+    }
+
     fn inflight(&self) -> std::sync::MutexGuard<'_, HashMap<Key, usize>> {
         self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -188,10 +196,15 @@ impl Dispatcher {
                 let done = done.clone();
                 tokio::spawn(async move {
                     let a = this.attempt(&c, &url, &secrets).await;
-                    drop(permit);
+                    // The endpoint's slot is free once its request is over (the row stays
+                    // leased until the recorder reschedules or deletes it, so it cannot be
+                    // claimed twice); the global permit is held until the recorder has the
+                    // attempt, so a recorder that falls behind slows the claims down.
+                    this.release(a.merchant, a.endpoint_id);
                     // The recorder outlives every sender; a send fails only at shutdown,
                     // when the lease brings the delivery back later.
                     let _ = done.send(a).await;
+                    drop(permit);
                 });
             }
         }
@@ -310,15 +323,7 @@ impl Dispatcher {
                     }
                 }
             }
-            {
-                let mut inflight = self.inflight();
-                for a in &batch {
-                    if let Some(n) = inflight.get_mut(&(a.merchant.get(), a.endpoint_id)) {
-                        *n = n.saturating_sub(1);
-                    }
-                }
-            }
-            // Slots are free again.
+            // Failures are rescheduled and successes gone: there may be work again.
             self.inner.store.events_changed();
         }
     }
