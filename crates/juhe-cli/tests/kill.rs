@@ -1,5 +1,6 @@
-//! SIGKILL of `juhe serve` while tasks are in flight: after a restart every task is still
-//! delivered (or would fail by expiry), none is lost and none is executed into GetChat twice.
+//! SIGKILL of `juhe serve` while tasks or webhook deliveries are in flight: after a restart
+//! every task is still delivered (or would fail by expiry), none is lost and none is executed
+//! into GetChat twice; every event still arrives, a repeat with the same `webhook-id`.
 
 use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
@@ -22,15 +23,21 @@ fn free_port() -> u16 {
 }
 
 fn serve(db: &str, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_juhe"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+    serve_with(db, port, &[])
+}
+
+fn serve_with(db: &str, port: u16, env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_juhe"));
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("JUHE_DATABASE_URL", db)
         .env("JUHE_GATEWAY__SEND_INTERVAL_MS", "0")
         .env_remove("JUHE_LISTEN")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -236,6 +243,103 @@ async fn tasks_in_flight_when_the_server_is_killed_are_delivered_after_the_resta
         20,
         "each message once"
     );
+    server.kill().unwrap();
+    let _ = server.wait();
+}
+
+/// A receiver that answers after `delay`, recording each request's `webhook-id`.
+async fn slow_receiver(delay: Duration) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let g = g.clone();
+        async move {
+            let id = headers
+                .get("webhook-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            tokio::time::sleep(delay).await;
+            g.lock().unwrap().push(id);
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_flight_when_the_server_is_killed_all_arrive_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(dir.path()).await;
+    let store = juhe::store::Store::open(&db, 2).await.unwrap();
+    let creds = store.admin().create_merchant("kill-events").await.unwrap();
+    let m = store
+        .admin()
+        .merchant(creds.merchant_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let device = store.admin().create_device(m, "phone").await.unwrap();
+    let (url, got) = slow_receiver(Duration::from_millis(200)).await;
+    store
+        .tenant(m)
+        .upsert_endpoint(&url, None, None, Some("chat"))
+        .await
+        .unwrap();
+    store.close().await;
+    let env = [
+        ("JUHE_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
+        ("JUHE_WEBHOOKS__TIMEOUT_SECONDS", "2"),
+        ("JUHE_WEBHOOKS__PER_ENDPOINT_CONCURRENCY", "4"),
+        ("JUHE_WEBHOOKS__POLL_MS", "200"),
+    ];
+
+    let port = free_port();
+    let mut server = serve_with(&db, port, &env);
+    let mut ws = connect(port, &device.device_token).await;
+    assert_eq!(next(&mut ws).await["type"], "welcome");
+    let mut later = VecDeque::new();
+    request(&mut ws, &mut later, json!({"type": "account", "id": 1, "account": "wxid_op"})).await;
+    let chats: Vec<Value> = (0..60)
+        .map(|i| json!({"msgId": format!("k{i}"), "talker": "wxid_fan", "send": 0, "type": 1, "content": format!("第{i}条"), "time": 1_764_400_000 + i}))
+        .collect();
+    let ack = request(&mut ws, &mut later, json!({"type": "chats", "id": 2, "account": "wxid_op", "chats": chats})).await;
+    assert_eq!(ack["stored"], 60, "{ack}");
+    // Killed with deliveries in flight: some delivered, four being sent, the rest waiting.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.lock().unwrap().len() < 8 {
+        assert!(Instant::now() < deadline, "no deliveries before the kill");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    drop(ws);
+    let before = got.lock().unwrap().len();
+    assert!(before < 60, "everything was delivered before the kill ({before})");
+
+    let mut server = serve_with(&db, port, &env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let distinct = loop {
+        let mut ids = got.lock().unwrap().clone();
+        ids.sort();
+        ids.dedup();
+        if ids.len() >= 60 || Instant::now() > deadline {
+            break ids;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = (1..=60).map(|n| format!("evt_{}_{n}", m.get())).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(distinct, expected, "every event arrived, under its own id");
     server.kill().unwrap();
     let _ = server.wait();
 }

@@ -971,27 +971,51 @@ impl Store {
         lease_until_ms: i64,
     ) -> Result<Vec<Claimed>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let mut q = Sql::new(
-            "UPDATE deliveries SET attempts = attempts + 1, total_attempts = total_attempts + 1, next_attempt_ms = ",
-        );
-        q.bind(lease_until_ms)
-            .push(" WHERE merchant_id = ")
-            .bind(m.get())
-            .push(" AND endpoint_id = ")
-            .bind(endpoint_id)
-            .push(" AND event_id IN (SELECT event_id FROM deliveries WHERE merchant_id = ")
-            .bind(m.get())
-            .push(" AND endpoint_id = ")
-            .bind(endpoint_id)
-            .push(" AND next_attempt_ms <= ")
-            .bind(now)
-            .push(" ORDER BY next_attempt_ms, event_id LIMIT ")
-            .bind(limit);
-        if self.backend() == Backend::Postgres {
-            // Two processes claiming at once skip each other's rows instead of queueing.
-            q.push(" FOR UPDATE SKIP LOCKED");
-        }
-        q.push(") RETURNING event_id, attempts, total_attempts");
+        let q = match self.backend() {
+            // The due rows in a CTE, which PostgreSQL evaluates once: as an `IN (subquery)`
+            // it was run again per updated row, claimed the whole backlog in one statement
+            // and took minutes. SKIP LOCKED: two processes claiming at once skip each other's
+            // rows instead of queueing behind them.
+            Backend::Postgres => {
+                let mut q = Sql::new("WITH due AS (SELECT merchant_id, endpoint_id, event_id FROM deliveries WHERE merchant_id = ");
+                q.bind(m.get())
+                    .push(" AND endpoint_id = ")
+                    .bind(endpoint_id)
+                    .push(" AND next_attempt_ms <= ")
+                    .bind(now)
+                    .push(" ORDER BY next_attempt_ms, event_id LIMIT ")
+                    .bind(limit)
+                    .push(" FOR UPDATE SKIP LOCKED) UPDATE deliveries d SET attempts = d.attempts + 1, total_attempts = d.total_attempts + 1, next_attempt_ms = ")
+                    .bind(lease_until_ms)
+                    // Joined on the whole key from the CTE: with the merchant and endpoint
+                    // as parameters instead, the generic plan scanned the endpoint's every
+                    // row once per claimed row (1 s per claim at a 50,000 backlog).
+                    .push(" FROM due WHERE d.merchant_id = due.merchant_id AND d.endpoint_id = due.endpoint_id \
+                           AND d.event_id = due.event_id RETURNING d.event_id, d.attempts, d.total_attempts");
+                q
+            }
+            // One writer at a time: the subquery cannot race another claim.
+            Backend::Sqlite => {
+                let mut q = Sql::new(
+                    "UPDATE deliveries SET attempts = attempts + 1, total_attempts = total_attempts + 1, next_attempt_ms = ",
+                );
+                q.bind(lease_until_ms)
+                    .push(" WHERE merchant_id = ")
+                    .bind(m.get())
+                    .push(" AND endpoint_id = ")
+                    .bind(endpoint_id)
+                    .push(" AND event_id IN (SELECT event_id FROM deliveries WHERE merchant_id = ")
+                    .bind(m.get())
+                    .push(" AND endpoint_id = ")
+                    .bind(endpoint_id)
+                    .push(" AND next_attempt_ms <= ")
+                    .bind(now)
+                    .push(" ORDER BY next_attempt_ms, event_id LIMIT ")
+                    .bind(limit)
+                    .push(") RETURNING event_id, attempts, total_attempts");
+                q
+            }
+        };
         let claimed: Vec<(i64, i64, i64)> = q.fetch_all(&mut *tx).await?;
         tx.commit().await?;
         if claimed.is_empty() {
