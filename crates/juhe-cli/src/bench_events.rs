@@ -136,9 +136,7 @@ pub async fn events(args: EventsArgs, mut cfg: Config) -> anyhow::Result<()> {
     let rx = Arc::new(Received::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/hook", listener.local_addr()?);
-    let app = axum::Router::new()
-        .fallback(receive)
-        .with_state(rx.clone());
+    let app = axum::Router::new().fallback(receive).with_state(rx.clone());
     let stop = tokio_util::sync::CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {
@@ -211,7 +209,13 @@ pub async fn events(args: EventsArgs, mut cfg: Config) -> anyhow::Result<()> {
         .await?;
     let token = tok["access_token"].as_str().context("no token")?.to_owned();
     let base = server.base().to_owned();
-    let alone = getchat_rate(&base, &token, args.getchat_concurrency, Duration::from_secs(5)).await;
+    let alone = getchat_rate(
+        &base,
+        &token,
+        args.getchat_concurrency,
+        Duration::from_secs(5),
+    )
+    .await;
     let rss_before = server.rss_mb();
 
     // The drain.
@@ -297,7 +301,10 @@ pub async fn events(args: EventsArgs, mut cfg: Config) -> anyhow::Result<()> {
 }
 
 async fn send_split(
-    sink: &mut futures_util::stream::SplitSink<crate::bench_gateway::Ws, tokio_tungstenite::tungstenite::Message>,
+    sink: &mut futures_util::stream::SplitSink<
+        crate::bench_gateway::Ws,
+        tokio_tungstenite::tungstenite::Message,
+    >,
     v: &Value,
 ) -> anyhow::Result<()> {
     use futures_util::SinkExt;

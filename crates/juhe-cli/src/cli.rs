@@ -424,13 +424,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         &serde_json::json!({"merchantId": id, "revokedTokens": r.tokens, "unlinkedAgents": r.agent_links}),
                     )?
                 }
-                MerchantCmd::WebhookSecret { merchant: id, rotate } => {
+                MerchantCmd::WebhookSecret {
+                    merchant: id,
+                    rotate,
+                } => {
                     use juhe::webhooks::sign::generate_secret;
                     let m = merchant(&store, id).await?;
                     let t = store.tenant(m);
                     let s = if rotate {
-                        t.rotate_webhook_secret(generate_secret(), cfg.webhooks.secret_grace_seconds)
-                            .await?
+                        t.rotate_webhook_secret(
+                            generate_secret(),
+                            cfg.webhooks.secret_grace_seconds,
+                        )
+                        .await?
                     } else {
                         t.webhook_secret(generate_secret).await?
                     };

@@ -58,12 +58,17 @@ pub async fn run(store: &Store, cfg: &Config, cmd: EventsCmd) -> anyhow::Result<
                 print(&payload::event(m, e, offset), offset)?;
             }
         }
-        EventsCmd::Show { merchant: id, event } => {
+        EventsCmd::Show {
+            merchant: id,
+            event,
+        } => {
             let m = merchant(store, id).await?;
             let n = event_id(m, &event)?;
             let t = store.tenant(m);
             let Some(e) = t.event(n).await? else {
-                bail!("merchant {id} has no event {event} (events are kept webhooks.retention_days)");
+                bail!(
+                    "merchant {id} has no event {event} (events are kept webhooks.retention_days)"
+                );
             };
             let deliveries: Vec<Delivery> = t
                 .event_deliveries(n)
@@ -79,7 +84,10 @@ pub async fn run(store: &Store, cfg: &Config, cmd: EventsCmd) -> anyhow::Result<
                 offset,
             )?;
         }
-        EventsCmd::Attempts { merchant: id, event } => {
+        EventsCmd::Attempts {
+            merchant: id,
+            event,
+        } => {
             let m = merchant(store, id).await?;
             let n = event_id(m, &event)?;
             for a in store.tenant(m).attempts(n, None).await? {

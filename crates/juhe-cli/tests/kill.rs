@@ -305,11 +305,21 @@ async fn events_in_flight_when_the_server_is_killed_all_arrive_after_the_restart
     let mut ws = connect(port, &device.device_token).await;
     assert_eq!(next(&mut ws).await["type"], "welcome");
     let mut later = VecDeque::new();
-    request(&mut ws, &mut later, json!({"type": "account", "id": 1, "account": "wxid_op"})).await;
+    request(
+        &mut ws,
+        &mut later,
+        json!({"type": "account", "id": 1, "account": "wxid_op"}),
+    )
+    .await;
     let chats: Vec<Value> = (0..60)
         .map(|i| json!({"msgId": format!("k{i}"), "talker": "wxid_fan", "send": 0, "type": 1, "content": format!("第{i}条"), "time": 1_764_400_000 + i}))
         .collect();
-    let ack = request(&mut ws, &mut later, json!({"type": "chats", "id": 2, "account": "wxid_op", "chats": chats})).await;
+    let ack = request(
+        &mut ws,
+        &mut later,
+        json!({"type": "chats", "id": 2, "account": "wxid_op", "chats": chats}),
+    )
+    .await;
     assert_eq!(ack["stored"], 60, "{ack}");
     // Killed with deliveries in flight: some delivered, four being sent, the rest waiting.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -321,7 +331,10 @@ async fn events_in_flight_when_the_server_is_killed_all_arrive_after_the_restart
     server.wait().unwrap();
     drop(ws);
     let before = got.lock().unwrap().len();
-    assert!(before < 60, "everything was delivered before the kill ({before})");
+    assert!(
+        before < 60,
+        "everything was delivered before the kill ({before})"
+    );
 
     let mut server = serve_with(&db, port, &env);
     let deadline = Instant::now() + Duration::from_secs(60);

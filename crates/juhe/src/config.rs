@@ -250,7 +250,9 @@ impl Config {
             bail!("webhooks.retry_schedule_seconds: each delay must be at most 604800 (7 days)");
         }
         if w.max_concurrency == 0 || w.per_endpoint_concurrency == 0 {
-            bail!("webhooks.max_concurrency and webhooks.per_endpoint_concurrency must be at least 1");
+            bail!(
+                "webhooks.max_concurrency and webhooks.per_endpoint_concurrency must be at least 1"
+            );
         }
         if w.disable_after_seconds < 1 {
             bail!("webhooks.disable_after_seconds must be at least 1");

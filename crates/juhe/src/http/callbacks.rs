@@ -25,13 +25,19 @@ use crate::webhooks::{sign, target};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v2/Public/registerCallbackUrl", post(register_callback_url))
+        .route(
+            "/v2/Public/registerCallbackUrl",
+            post(register_callback_url),
+        )
         .route("/v2/Public/subscribeEvent", post(subscribe_event))
         .route("/v2/Public/GetCallbackList", post(get_callback_list))
         .route("/v2/Public/updateCallback", post(update_callback))
         .route("/v2/Public/deleteCallback", post(delete_callback))
         .route("/v2/Public/GetWebhookSecret", post(get_webhook_secret))
-        .route("/v2/Public/rotateWebhookSecret", post(rotate_webhook_secret))
+        .route(
+            "/v2/Public/rotateWebhookSecret",
+            post(rotate_webhook_secret),
+        )
         .route("/v2/Public/GetEventList", post(get_event_list))
         .route("/v2/Public/GetEvent", post(get_event))
         .route("/v2/Public/GetEventAttempts", post(get_event_attempts))
@@ -105,7 +111,10 @@ fn message_types(v: &StrList, field: &str) -> ApiResult<Option<String>> {
         let Some(known) = EVENT_TYPES.iter().find(|k| k.eq_ignore_ascii_case(t)) else {
             return Err(ApiError::param(
                 &format!("{field}[{i}]"),
-                format!("unknown event type {t:?}; known: {}", EVENT_TYPES.join(", ")),
+                format!(
+                    "unknown event type {t:?}; known: {}",
+                    EVENT_TYPES.join(", ")
+                ),
             ));
         };
         if !out.contains(known) {

@@ -436,7 +436,10 @@ fn request_examples() -> Vec<(&'static str, serde_json::Value)> {
         ),
         ("/v2/Public/deleteCallback", json!({"endpointId": 1})),
         ("/v2/Public/GetWebhookSecret", json!({})),
-        ("/v2/Public/rotateWebhookSecret", json!({"graceSeconds": 86400})),
+        (
+            "/v2/Public/rotateWebhookSecret",
+            json!({"graceSeconds": 86400}),
+        ),
         (
             "/v2/Public/GetEventList",
             json!({"minEventId": 0, "eventType": "chat", "pageIndex": 1, "pageSize": 20}),

@@ -274,7 +274,6 @@ fn tally(rows: Vec<(i64, i64)>) -> BulkCounts {
 }
 
 impl Tenant<'_> {
-
     /// One page of a bulk send's items in task order, optionally of one device-task state.
     pub async fn bulk_items_page(
         &self,

@@ -384,7 +384,10 @@ pub(in crate::store) struct Bulk {
 }
 
 impl Bulk {
-    pub(in crate::store) fn new(tx: &mut sqlx::Transaction<'static, sqlx::Any>, text: &str) -> Bulk {
+    pub(in crate::store) fn new(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        text: &str,
+    ) -> Bulk {
         let conn: &mut sqlx::AnyConnection = tx;
         Bulk {
             text: text.to_owned(),

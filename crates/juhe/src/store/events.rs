@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::activity::NotificationRow;
 use super::chats::{Bulk, ChatRow, Conversation};
 use super::fans::FanRow;
 use super::takeovers::TakeoverRow;
 use super::tasks::TaskRow;
-use super::activity::NotificationRow;
 use super::{take_ids, trim_page, Backend, MerchantId, Page, Sql, Store, Tenant};
 
 /// PostgreSQL notification channel: "an event was committed" (payload unused).
@@ -342,7 +342,8 @@ pub(crate) async fn subscribers_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     m: MerchantId,
 ) -> Result<Subscribers, sqlx::Error> {
-    let mut q = Sql::new("SELECT endpoint_id, event_types FROM webhook_endpoints WHERE merchant_id = ");
+    let mut q =
+        Sql::new("SELECT endpoint_id, event_types FROM webhook_endpoints WHERE merchant_id = ");
     q.bind(m.get()).push(" AND enabled = 1");
     Ok(Subscribers(q.fetch_all(&mut **tx).await?))
 }
@@ -421,7 +422,10 @@ pub(crate) async fn emit_with(
         let rows: Vec<(i64, String, String, i64)> = q.fetch_all(tx).await?;
         let asked: BTreeMap<(i64, &str, &str), i64> = chunk.iter().cloned().collect();
         for (w, f, t, last) in rows {
-            let n = asked.get(&(w, f.as_str(), t.as_str())).copied().unwrap_or(1);
+            let n = asked
+                .get(&(w, f.as_str(), t.as_str()))
+                .copied()
+                .unwrap_or(1);
             next_seq.insert((w, f, t), last - n + 1);
         }
     }
@@ -587,7 +591,10 @@ impl Tenant<'_> {
         };
         tx.commit().await?;
         self.store.endpoints_changed();
-        Ok(self.endpoint(id).await?.expect("the endpoint was just written"))
+        Ok(self
+            .endpoint(id)
+            .await?
+            .expect("the endpoint was just written"))
     }
 
     /// Changes an endpoint; `None` when there is no such endpoint. Enabling a disabled
@@ -656,7 +663,8 @@ impl Tenant<'_> {
         if let Some(s) = self.read_secret().await? {
             return Ok(s);
         }
-        let mut q = Sql::new("INSERT INTO webhook_secrets (merchant_id, secret, rotated_at) VALUES (");
+        let mut q =
+            Sql::new("INSERT INTO webhook_secrets (merchant_id, secret, rotated_at) VALUES (");
         q.bind(self.m.get())
             .push(", ")
             .bind(generate())
@@ -664,7 +672,10 @@ impl Tenant<'_> {
             .bind(super::now())
             .push(") ON CONFLICT (merchant_id) DO NOTHING");
         q.execute(self.store.write_pool()).await?;
-        Ok(self.read_secret().await?.expect("the secret was just written"))
+        Ok(self
+            .read_secret()
+            .await?
+            .expect("the secret was just written"))
     }
 
     async fn read_secret(&self) -> Result<Option<SecretRow>, sqlx::Error> {
@@ -686,7 +697,8 @@ impl Tenant<'_> {
             return Ok(current);
         }
         let t = super::now();
-        let mut q = Sql::new("UPDATE webhook_secrets SET previous_secret = secret, previous_until = ");
+        let mut q =
+            Sql::new("UPDATE webhook_secrets SET previous_secret = secret, previous_until = ");
         q.bind(t + grace_seconds.max(0))
             .push(", secret = ")
             .bind(new)
@@ -742,7 +754,9 @@ impl Tenant<'_> {
         let mut q = Sql::new("SELECT endpoint_id, total_attempts, next_attempt_ms FROM deliveries WHERE merchant_id = ");
         q.bind(self.m.get()).push(" AND event_id = ").bind(event_id);
         let pending: Vec<(i64, i64, i64)> = q.fetch_all(self.store.read_pool()).await?;
-        let mut q = Sql::new("SELECT endpoint_id, MAX(attempt) FROM delivery_attempts WHERE merchant_id = ");
+        let mut q = Sql::new(
+            "SELECT endpoint_id, MAX(attempt) FROM delivery_attempts WHERE merchant_id = ",
+        );
         q.bind(self.m.get())
             .push(" AND event_id = ")
             .bind(event_id)
@@ -1172,7 +1186,9 @@ impl Store {
         let mut disabled = Vec::new();
         for ((m, ep), ok) in health {
             if ok {
-                let mut q = Sql::new("UPDATE webhook_endpoints SET failing_since = NULL WHERE merchant_id = ");
+                let mut q = Sql::new(
+                    "UPDATE webhook_endpoints SET failing_since = NULL WHERE merchant_id = ",
+                );
                 q.bind(m)
                     .push(" AND endpoint_id = ")
                     .bind(ep)
@@ -1180,7 +1196,8 @@ impl Store {
                 q.execute(&mut *tx).await?;
                 continue;
             }
-            let mut q = Sql::new("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ");
+            let mut q =
+                Sql::new("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ");
             q.bind(t)
                 .push(") WHERE merchant_id = ")
                 .bind(m)
@@ -1192,11 +1209,9 @@ impl Store {
                 continue;
             };
             if enabled == 1 && since <= disable_before {
-                let reason = format!(
-                    "every delivery failed for {} s",
-                    t.saturating_sub(since)
-                );
-                let mut q = Sql::new("UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ");
+                let reason = format!("every delivery failed for {} s", t.saturating_sub(since));
+                let mut q =
+                    Sql::new("UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ");
                 q.bind(reason.clone())
                     .push(", updated_at = ")
                     .bind(t)
@@ -1234,9 +1249,7 @@ impl Store {
         let mut q = Sql::new("DELETE FROM delivery_attempts WHERE attempted_ms < ");
         q.bind(before_ms);
         let attempts = q.execute(self.write_pool()).await?;
-        let mut q = Sql::new(
-            "DELETE FROM events WHERE created_ms < ",
-        );
+        let mut q = Sql::new("DELETE FROM events WHERE created_ms < ");
         q.bind(before_ms).push(
             " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.merchant_id = events.merchant_id AND d.event_id = events.event_id)",
         );

@@ -146,7 +146,12 @@ impl Tenant<'_> {
         let rows = self.fans_by_id_in(tx, &ids).await?;
         for (id, change) in changed {
             if let Some(fan) = rows.iter().find(|r| r.ad_friend_id == *id) {
-                tx.emit(fan_event(events::FANS_INFO_CHANGE, change, fan.clone(), None));
+                tx.emit(fan_event(
+                    events::FANS_INFO_CHANGE,
+                    change,
+                    fan.clone(),
+                    None,
+                ));
             }
         }
         Ok(())

@@ -372,8 +372,8 @@ impl Tenant<'_> {
         };
         for chunk in p.chats.chunks(IMPORT_CHATS_PER_CALL) {
             let ids = insert_chats_tx(&mut tx.0, self.m, chunk).await?;
-                super::chats::note_chats(&mut tx.2, &ids);
-                k.changed += ids.len() as u64;
+            super::chats::note_chats(&mut tx.2, &ids);
+            k.changed += ids.len() as u64;
             progress(chunk.len() as u64);
         }
         sum.insert("chats", k);

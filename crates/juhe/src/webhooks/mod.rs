@@ -53,7 +53,11 @@ struct Inner {
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, cfg: WebhooksConfig, offset: FixedOffset) -> anyhow::Result<Dispatcher> {
+    pub fn new(
+        store: Store,
+        cfg: WebhooksConfig,
+        offset: FixedOffset,
+    ) -> anyhow::Result<Dispatcher> {
         let mut client = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.timeout_seconds))
             .connect_timeout(Duration::from_secs(cfg.timeout_seconds.min(10)))
@@ -104,7 +108,10 @@ impl Dispatcher {
     }
 
     fn inflight(&self) -> std::sync::MutexGuard<'_, HashMap<Key, usize>> {
-        self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     async fn claim_loop(self, token: CancellationToken, done: mpsc::Sender<Attempted>) {
@@ -120,7 +127,9 @@ impl Dispatcher {
                         endpoints = e;
                         loaded = Some((Instant::now(), version));
                     }
-                    Err(e) => tracing::warn!(error = %e, "reading webhook endpoints failed; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading webhook endpoints failed; retrying")
+                    }
                 }
             }
             let again = match self.round(&endpoints, &done).await {
@@ -165,7 +174,12 @@ impl Dispatcher {
                 continue;
             }
             let now = now_ms();
-            if !self.inner.store.has_due_delivery(*m, ep.endpoint_id, now).await? {
+            if !self
+                .inner
+                .store
+                .has_due_delivery(*m, ep.endpoint_id, now)
+                .await?
+            {
                 continue;
             }
             let claimed = self

@@ -74,9 +74,7 @@ impl Receiver {
             got: got.clone(),
             plan: Arc::new(plan),
         };
-        let app = axum::Router::new()
-            .fallback(receive)
-            .with_state(state);
+        let app = axum::Router::new().fallback(receive).with_state(state);
         let stop = tokio_util::sync::CancellationToken::new();
         let s = stop.clone();
         tokio::spawn(async move {
@@ -106,7 +104,6 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
 }
 
 impl Drop for Receiver {
@@ -504,7 +501,10 @@ mod standard_verifier {
 
     fn python_verifies(secret: &str, g: &Got, body: &[u8]) -> Option<(bool, String)> {
         use std::io::Write;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/verify-webhook.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/verify-webhook.py"
+        );
         let mut child = std::process::Command::new("python3")
             .arg(script)
             .stdin(std::process::Stdio::piped())
@@ -514,13 +514,21 @@ mod standard_verifier {
             .ok()?;
         let input = json!({"secret": secret, "body": String::from_utf8_lossy(body),
             "headers": {"webhook-id": g.id, "webhook-timestamp": g.timestamp, "webhook-signature": g.signature}});
-        child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.to_string().as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stderr.contains("No module named") {
             return None;
         }
-        Some((out.status.success(), format!("{}{stderr}", String::from_utf8_lossy(&out.stdout))))
+        Some((
+            out.status.success(),
+            format!("{}{stderr}", String::from_utf8_lossy(&out.stdout)),
+        ))
     }
 
     on_both_with! { fast;
@@ -599,7 +607,9 @@ mod safe_targets {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn write_event_examples() {
-    let app = TestApp::spawn_with(crate::helpers::Db::Sqlite, fast).await.unwrap();
+    let app = TestApp::spawn_with(crate::helpers::Db::Sqlite, fast)
+        .await
+        .unwrap();
     let t = app.fixture_merchant("示例商户").await;
     let device = app.store.admin().create_device(t.id, "d").await.unwrap();
     let mut a = Assistant::connect(&app, &device.device_token).await;
@@ -613,9 +623,13 @@ async fn write_event_examples() {
     let task = app.values("/v2/ChatMess/doSendPublicMes", &t.token,
         json!({"WechatId": w, "ToUserName": "wxid_fan0001", "MsgType": "text", "Text": "您好,已为您加急处理"})).await;
     a.expect_type("task").await;
-    a.request(json!({"type": "taskResult", "taskId": task["taskId"], "ok": true, "msgId": "7291045590"})).await;
+    a.request(
+        json!({"type": "taskResult", "taskId": task["taskId"], "ok": true, "msgId": "7291045590"}),
+    )
+    .await;
     let take = json!({"wechat_key": w, "friend_key": "wxid_fan0001", "apply_key": "crm-7", "apply_name": "王五", "apply_reason": "售后跟进", "apply_source": "QKB"});
-    app.values("/v2/ChatMess/applyTakeOver", &t.token, take.clone()).await;
+    app.values("/v2/ChatMess/applyTakeOver", &t.token, take.clone())
+        .await;
     app.values("/v2/ChatMess/endTakeOver", &t.token, take).await;
     app.values("/v2/ChatMess/ActivationConversation", &t.token, json!({"ad_wechat_id": w, "ad_friend_wenober": "wxid_fan0001",
         "staff_code": "S002", "enforceAttribution": 1, "activationType": 1, "content": "客户咨询物流,请跟进"})).await;
@@ -626,10 +640,14 @@ async fn write_event_examples() {
     for g in rx.got() {
         let ty = g.body["eventType"].as_str().unwrap().to_owned();
         if seen.insert(ty.clone()) {
-            out.push_str(&format!("**`{ty}`**\n\n```json\n{}\n```\n\n", serde_json::to_string_pretty(&g.body).unwrap()));
+            out.push_str(&format!(
+                "**`{ty}`**\n\n```json\n{}\n```\n\n",
+                serde_json::to_string_pretty(&g.body).unwrap()
+            ));
         }
     }
-    let path = std::env::var("JUHE_EVENT_EXAMPLES").unwrap_or_else(|_| "/tmp/event-examples.md".into());
+    let path =
+        std::env::var("JUHE_EVENT_EXAMPLES").unwrap_or_else(|_| "/tmp/event-examples.md".into());
     std::fs::write(&path, out).unwrap();
     eprintln!("wrote {} event types to {path}", seen.len());
 }
