@@ -91,6 +91,9 @@ pub struct Store {
     fast: Option<std::sync::Arc<fast::FastReaders>>,
     /// PostgreSQL only: the URL, for the LISTEN connection of the task queue.
     pg_url: Option<std::sync::Arc<str>>,
+    /// Bearer tokens verified recently; shared by every clone, so that a revocation
+    /// through any of them clears it.
+    token_cache: std::sync::Arc<admin::TokenCache>,
 }
 
 static DRIVERS: Once = Once::new();
@@ -157,6 +160,7 @@ impl Store {
                 backend: Backend::Sqlite,
                 fast: Some(std::sync::Arc::new(fast)),
                 pg_url: None,
+                token_cache: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             precheck_postgres(url).await?;
@@ -172,6 +176,7 @@ impl Store {
                 backend: Backend::Postgres,
                 fast: None,
                 pg_url: Some(url.into()),
+                token_cache: Default::default(),
             })
         } else {
             anyhow::bail!(
