@@ -85,9 +85,14 @@ pub struct FeedRow {
     pub conversation: Conversation,
 }
 
-impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for FeedRow {
-    fn from_row(r: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        use sqlx::Row;
+impl<'r, R> sqlx::FromRow<'r, R> for FeedRow
+where
+    R: sqlx::Row,
+    ChatRow: sqlx::FromRow<'r, R>,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
         Ok(FeedRow {
             chat: ChatRow::from_row(r)?,
             conversation: Conversation {
@@ -135,14 +140,42 @@ const CHAT_COLUMNS: &str =
     "SELECT chat_id, talker, issend, resvred, wechat_id, updated_at, msg_type, sermsgid, \
      chat_time, content, staff_code, voice_txt, expand";
 
-/// A page row of the one-statement form: the chat and its account and fan columns.
-#[derive(Debug, sqlx::FromRow)]
-struct PageRow {
-    #[sqlx(flatten)]
-    chat: ChatRow,
-    nober: String,
-    photo: String,
-    name: String,
+/// A chat of a PostgreSQL page row, its columns at `at` (the positions of
+/// `ChatRow::COLUMNS`, found once per statement by [`pg_positions`]): looking each
+/// column up by name in every row was a visible share of a GetChat request.
+fn chat_from_pg(r: &sqlx::postgres::PgRow, at: &[usize]) -> Result<ChatRow, sqlx::Error> {
+    use sqlx::Row;
+    Ok(ChatRow {
+        chat_id: r.try_get(at[0])?,
+        talker: r.try_get(at[1])?,
+        issend: r.try_get(at[2])?,
+        resvred: r.try_get(at[3])?,
+        wechat_id: r.try_get(at[4])?,
+        updated_at: r.try_get(at[5])?,
+        msg_type: r.try_get(at[6])?,
+        sermsgid: r.try_get(at[7])?,
+        chat_time: r.try_get(at[8])?,
+        content: r.try_get(at[9])?,
+        staff_code: r.try_get(at[10])?,
+        voice_txt: r.try_get(at[11])?,
+        expand: r.try_get(at[12])?,
+    })
+}
+
+/// Where each of [`ChatRow`]'s columns is in the statement's rows (by name, as the sqlx
+/// derive reads them, so a reordered SELECT still reads the right column).
+fn pg_positions(r: &sqlx::postgres::PgRow) -> Result<Vec<usize>, sqlx::Error> {
+    use sqlx::{Column, Row};
+    let names = <ChatRow as FastRow>::COLUMNS.unwrap_or(&[]);
+    names
+        .iter()
+        .map(|n| {
+            r.columns()
+                .iter()
+                .position(|c| c.name() == *n)
+                .ok_or_else(|| sqlx::Error::ColumnNotFound((*n).to_owned()))
+        })
+        .collect()
 }
 
 /// A chat message to store (from import, and later from the assistant gateway).
@@ -291,20 +324,25 @@ impl Tenant<'_> {
         }
         q.push(") AND merchant_id = ");
         self.push_page_filter(&mut q, f, page);
-        let rows: Vec<PageRow> = q.fetch_all(self.store.read_pool()).await?;
-        let (rows, more) = trim_page(rows, page);
+        let (rows, more) = trim_page(self.store.read_pg_rows(q).await?, page);
         let Some(first) = rows.first() else {
             return Ok(ChatPage {
                 more,
                 ..ChatPage::default()
             });
         };
+        // The account and fan columns are the same in every row: decoded once.
+        use sqlx::Row;
         let conversation = Conversation {
-            wechat_nober: first.nober.clone(),
-            fan_photo: first.photo.clone(),
-            fan_name: first.name.clone(),
+            wechat_nober: first.try_get("nober")?,
+            fan_photo: first.try_get("photo")?,
+            fan_name: first.try_get("name")?,
         };
-        let rows = rows.into_iter().map(|r| r.chat).collect();
+        let at = pg_positions(first)?;
+        let rows = rows
+            .iter()
+            .map(|r| chat_from_pg(r, &at))
+            .collect::<Result<_, _>>()?;
         Ok(ChatPage {
             conversation,
             rows,

@@ -14,6 +14,7 @@ pub mod chats;
 pub mod devices;
 pub mod fans;
 mod fast;
+mod fast_pg;
 pub mod idempotency;
 pub mod import;
 pub mod misc;
@@ -89,6 +90,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite only: the synchronous read path for the hottest reads.
     fast: Option<std::sync::Arc<fast::FastReaders>>,
+    /// PostgreSQL only: the hottest reads on native connections outside the pool.
+    fast_pg: Option<std::sync::Arc<fast_pg::PgReaders>>,
     /// PostgreSQL only: the URL, for the LISTEN connection of the task queue.
     pg_url: Option<std::sync::Arc<str>>,
     /// Bearer tokens verified recently; shared by every clone, so that a revocation
@@ -159,6 +162,7 @@ impl Store {
                 write,
                 backend: Backend::Sqlite,
                 fast: Some(std::sync::Arc::new(fast)),
+                fast_pg: None,
                 pg_url: None,
                 token_cache: Default::default(),
             })
@@ -170,11 +174,16 @@ impl Store {
                 .connect(url)
                 .await
                 .with_context(|| format!("connecting to {}", redact(url)))?;
+            let hot = sqlx::postgres::PgConnectOptions::from_str(url)?;
             Ok(Store {
                 read: pool.clone(),
                 write: pool,
                 backend: Backend::Postgres,
                 fast: None,
+                fast_pg: Some(std::sync::Arc::new(fast_pg::PgReaders::new(
+                    hot,
+                    max_connections as usize,
+                ))),
                 pg_url: Some(url.into()),
                 token_cache: Default::default(),
             })
@@ -216,25 +225,48 @@ impl Store {
     }
 
     /// One row of a hot read: on SQLite through the synchronous path (see `fast`), on
-    /// PostgreSQL through the pool.
+    /// PostgreSQL on a connection of its own (see `fast_pg`).
     pub(in crate::store) async fn read_optional<R>(&self, q: Sql) -> Result<Option<R>, sqlx::Error>
     where
-        R: for<'r> FromRow<'r, AnyRow> + fast::FastRow + Send + Unpin,
+        R: for<'r> FromRow<'r, AnyRow>
+            + for<'r> FromRow<'r, sqlx::postgres::PgRow>
+            + fast::FastRow
+            + Send
+            + Unpin,
     {
-        match &self.fast {
-            Some(f) => Ok(f.query(&q, 1)?.pop()),
-            None => q.fetch_optional(&self.read).await,
+        match (&self.fast, &self.fast_pg) {
+            (Some(f), _) => Ok(f.query(&q, 1)?.pop()),
+            (None, Some(p)) => Ok(p.fetch_all(&q).await?.into_iter().next()),
+            (None, None) => q.fetch_optional(&self.read).await,
         }
     }
 
     /// All rows of a hot read, like [`Store::read_optional`].
     pub(in crate::store) async fn read_all<R>(&self, q: Sql) -> Result<Vec<R>, sqlx::Error>
     where
-        R: for<'r> FromRow<'r, AnyRow> + fast::FastRow + Send + Unpin,
+        R: for<'r> FromRow<'r, AnyRow>
+            + for<'r> FromRow<'r, sqlx::postgres::PgRow>
+            + fast::FastRow
+            + Send
+            + Unpin,
     {
-        match &self.fast {
-            Some(f) => f.query(&q, usize::MAX),
-            None => q.fetch_all(&self.read).await,
+        match (&self.fast, &self.fast_pg) {
+            (Some(f), _) => f.query(&q, usize::MAX),
+            (None, Some(p)) => p.fetch_all(&q).await,
+            (None, None) => q.fetch_all(&self.read).await,
+        }
+    }
+
+    /// The undecoded rows of a hot read written in PostgreSQL's dialect (PostgreSQL only).
+    pub(in crate::store) async fn read_pg_rows(
+        &self,
+        q: Sql,
+    ) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+        match &self.fast_pg {
+            Some(p) => p.fetch_rows(&q).await,
+            None => Err(sqlx::Error::Configuration(
+                "a PostgreSQL read on a store that is not PostgreSQL".into(),
+            )),
         }
     }
 
@@ -331,6 +363,9 @@ impl Store {
                 Ok(_) => tracing::debug!("WAL checkpointed"),
                 Err(e) => tracing::warn!(error = %e, "WAL checkpoint at shutdown failed"),
             }
+        }
+        if let Some(p) = &self.fast_pg {
+            p.close().await;
         }
         self.read.close().await;
         self.write.close().await;
@@ -712,6 +747,7 @@ mod tests {
     fn without_fast_reads(store: &Store) -> Store {
         Store {
             fast: None,
+            fast_pg: None,
             ..store.clone()
         }
     }
