@@ -453,8 +453,8 @@ impl Bulk {
             .rows_affected())
     }
 
-    /// The rows a write returns (`RETURNING`). Kept as a prepared statement, like
-    /// [`Bulk::execute`]: an INSERT's plan does not depend on its values.
+    /// Kept as a prepared statement, like [`Bulk::execute`]: its one use (which ids of a
+    /// range went in) has the same plan whatever the values.
     async fn fetch_all<R>(
         self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -468,7 +468,7 @@ impl Bulk {
     }
 }
 
-/// After an insert that skipped duplicates: the `inserted` rows of the ids
+/// After an insert that skipped duplicates: the `kept` rows (ascending) of the ids
 /// `first..first + n` are renumbered `first, first + 1, …` in their order, and the
 /// merchant's counter gives back the ids not used, so ids stay dense and in input order
 /// (GetChat shows a conversation in id order). The caller holds the counter row (see
@@ -480,10 +480,8 @@ async fn close_id_gaps(
     m: MerchantId,
     first: i64,
     n: i64,
-    inserted: &HashSet<i64>,
+    kept: &[i64],
 ) -> Result<(), sqlx::Error> {
-    let mut kept: Vec<i64> = inserted.iter().copied().collect();
-    kept.sort_unstable();
     let moves: Vec<(i64, i64)> = kept
         .iter()
         .zip(first..)
@@ -546,13 +544,16 @@ pub(crate) async fn insert_chats_tx(
     }
     // Duplicates of stored chats: every candidate is inserted with the next id, and the
     // unique index (merchant_id, wechat_id, sermsgid) turns a stored one into "nothing
-    // inserted" (RETURNING says which went in). A separate duplicate check before the
-    // insert cost as much again, and PostgreSQL planned it badly while its statistics did
-    // not yet know the merchant's new rows (docs/benchmarks.md, "Writing chats").
+    // inserted". A separate duplicate check before the insert cost as much again, and
+    // PostgreSQL planned it badly while its statistics did not yet know the merchant's new
+    // rows (docs/benchmarks.md, "Writing chats"). Only a statement that inserted fewer rows
+    // than it carried is asked which went in, through the primary key: `RETURNING` on
+    // every statement made SQLite's import 17% slower (each row crosses sqlx's channel).
     let n = candidates.len() as i64;
     let first = take_ids(tx, m, "chat", n).await?;
     let t = now();
-    let mut inserted: HashSet<i64> = HashSet::with_capacity(candidates.len());
+    // The ids that went in, ascending.
+    let mut inserted: Vec<i64> = Vec::with_capacity(candidates.len());
     let mut next = first;
     for chunk in candidates.chunks(INSERT_CHUNK) {
         let mut q = Bulk::new(
@@ -594,16 +595,29 @@ pub(crate) async fn insert_chats_tx(
                 .bind(c.expand.clone())
                 .push(")");
         }
-        q.push(" ON CONFLICT (merchant_id, wechat_id, sermsgid) DO NOTHING RETURNING chat_id");
-        let got: Vec<(i64,)> = q.fetch_all(tx).await?;
-        inserted.extend(got.into_iter().map(|(id,)| id));
+        q.push(" ON CONFLICT (merchant_id, wechat_id, sermsgid) DO NOTHING");
+        let lo = next - chunk.len() as i64;
+        if q.execute(tx).await? == chunk.len() as u64 {
+            inserted.extend(lo..next);
+        } else {
+            let mut q = Bulk::new(tx, "SELECT chat_id FROM chats WHERE merchant_id = ");
+            q.bind(m.get())
+                .push(" AND chat_id >= ")
+                .bind(lo)
+                .push(" AND chat_id < ")
+                .bind(next)
+                .push(" ORDER BY chat_id");
+            let got: Vec<(i64,)> = q.fetch_all(tx).await?;
+            inserted.extend(got.into_iter().map(|(id,)| id));
+        }
     }
     let fresh: Vec<&NewChat> = if inserted.len() == candidates.len() {
         candidates
     } else {
+        let mut went_in = inserted.iter().peekable();
         let fresh = (first..)
             .zip(candidates)
-            .filter(|(id, _)| inserted.contains(id))
+            .filter(|(id, _)| went_in.next_if_eq(&id).is_some())
             .map(|(_, c)| c)
             .collect();
         close_id_gaps(tx, m, first, n, &inserted).await?;
