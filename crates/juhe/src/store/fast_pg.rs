@@ -62,9 +62,9 @@ impl PgReaders {
         let rows = match run(&mut conn, q).await {
             Ok(rows) => rows,
             // An idle connection the server has closed meanwhile (a restart, an idle
-            // timeout) fails its first statement; the pool's ping would have caught it.
-            // A read can safely run again, once, on a fresh connection.
-            Err(sqlx::Error::Io(_) | sqlx::Error::Protocol(_)) if reused => {
+            // timeout, an administrator) fails its first statement; the pool's ping would
+            // have caught it. A read can safely run again, once, on a fresh connection.
+            Err(e) if reused && closed_by_server(&e) => {
                 conn = self.opts.connect().await?;
                 run(&mut conn, q).await?
             }
@@ -86,6 +86,20 @@ impl PgReaders {
         for c in conns {
             let _ = c.close().await;
         }
+    }
+}
+
+/// Whether `e` says the connection is gone rather than the statement wrong: an I/O or
+/// protocol error, or PostgreSQL's last word before it closes a connection (SQLSTATE 57P…:
+/// shutdown, `pg_terminate_backend`, idle-session timeout; not 57014, a cancelled query)
+/// or a connection exception (class 08).
+fn closed_by_server(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
+        _ => false,
     }
 }
 
