@@ -67,6 +67,7 @@ pub struct AuthConfig {
     pub failed_auth_per_ip_per_minute: u32,
     pub failed_auth_per_ip_burst: u32,
     pub expired_token_sweep_seconds: u64,
+    pub token_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,6 +279,11 @@ impl Config {
         }
         if self.auth.expired_token_sweep_seconds == 0 {
             bail!("auth.expired_token_sweep_seconds must be at least 1");
+        }
+        // Another process's revocation waits this long to reach this one: a minute is
+        // already long for "revoked" to mean "still works".
+        if self.auth.token_cache_ms > 60_000 {
+            bail!("auth.token_cache_ms must be at most 60000 (0 turns the cache off)");
         }
         if self.api.max_page_size < 1
             || self.api.default_page_size < 1

@@ -85,6 +85,59 @@ impl ChatRecord {
     }
 }
 
+/// A stored chat written as its [`ChatRecord`] straight from the row and the page's
+/// conversation: the same 17 fields in the same order, without copying the account and fan
+/// columns and the merchant id into every record (four allocations per record, 200 per
+/// GetChat page, were a visible share of a request's cost).
+pub struct RecordOut<'a> {
+    pub row: &'a ChatRow,
+    pub merchantid: &'a str,
+    pub conversation: &'a Conversation,
+}
+
+impl Serialize for RecordOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (r, c) = (self.row, self.conversation);
+        let mut o = s.serialize_struct("ChatRecord", 17)?;
+        o.serialize_field("ad_chatting_id", &r.chat_id)?;
+        o.serialize_field("ad_chatting_talter", &r.talker)?;
+        o.serialize_field("ad_chatting_issend", &r.issend)?;
+        o.serialize_field("ad_chatting_resvred", &r.resvred)?;
+        o.serialize_field("ad_wechat_id", &r.wechat_id)?;
+        o.serialize_field("merchantid", self.merchantid)?;
+        o.serialize_field("ad_chatting_updatetime", &LocalTime(r.updated_at))?;
+        o.serialize_field("ad_chatting_sate", &r.msg_type)?;
+        o.serialize_field("ad_sermsgid", &r.sermsgid)?;
+        o.serialize_field("ad_chatting_time", &LocalTime(r.chat_time))?;
+        o.serialize_field("ad_chatting_content", &r.content)?;
+        o.serialize_field("ad_staff_code", &r.staff_code)?;
+        o.serialize_field("ad_voice_txt", &r.voice_txt)?;
+        o.serialize_field("ad_friend_photo", &c.fan_photo)?;
+        o.serialize_field("ad_friend_name", &c.fan_name)?;
+        o.serialize_field("ad_expand", &r.expand)?;
+        o.serialize_field("ad_wechat_nober", &c.wechat_nober)?;
+        o.end()
+    }
+}
+
+/// The records of a page, serialised one by one as [`RecordOut`].
+struct RecordsOut<'a> {
+    rows: &'a [ChatRow],
+    merchantid: &'a str,
+    conversation: &'a Conversation,
+}
+
+impl Serialize for RecordsOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.rows.iter().map(|row| RecordOut {
+            row,
+            merchantid: self.merchantid,
+            conversation: self.conversation,
+        }))
+    }
+}
+
 /// GetChat request, as documented. `pageSize`/`pageIndex` are documented as strings and
 /// accepted as strings or numbers.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -145,13 +198,13 @@ pub async fn get_chat(
     let page = st.store.tenant(m).chats_page(&f, pg).await?;
     let merchantid = m.get().to_string();
     let more = page.more;
-    let rows: Vec<ChatRecord> = page
-        .rows
-        .into_iter()
-        .map(|r| ChatRecord::new(r, &merchantid, &page.conversation))
-        .collect();
-    let last = rows.last().map(|r| r.ad_chatting_id);
-    let page = PageInfo {
+    let last = page.rows.last().map(|r| r.chat_id);
+    let values = RecordsOut {
+        rows: &page.rows,
+        merchantid: &merchantid,
+        conversation: &page.conversation,
+    };
+    let info = PageInfo {
         page_index: pg.index,
         page_size: pg.size,
         total: None,
@@ -159,7 +212,7 @@ pub async fn get_chat(
         next_page_index: more.then_some(pg.index + 1),
         next_min_chatting_id: last.or(min),
     };
-    Ok(Paged { values: rows, page }.into_response())
+    Ok(Paged { values, page: info }.into_response())
 }
 
 /// GetChatFeed request (Juhe): the merchant-wide feed of new chat records.
@@ -215,4 +268,51 @@ pub async fn get_chat_feed(
         next_min_chatting_id: Some(rows.last().map_or(min, |r| r.ad_chatting_id)),
     };
     Ok(Paged { values: rows, page }.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record written from the row is, byte for byte, the documented record.
+    #[test]
+    fn a_record_written_from_the_row_is_the_documented_record() {
+        let c = Conversation {
+            wechat_nober: "shop_01".into(),
+            fan_photo: "http://p/1.jpg".into(),
+            fan_name: "粉丝 \"A\"".into(),
+        };
+        for (resvred, staff, voice) in [
+            (None, None, None),
+            (
+                Some("%7B%7D".to_owned()),
+                Some("S001".to_owned()),
+                Some("语音".to_owned()),
+            ),
+        ] {
+            let row = ChatRow {
+                chat_id: 42,
+                talker: "wxid_fan".into(),
+                issend: 1,
+                resvred,
+                wechat_id: 135389,
+                updated_at: 1_714_615_260,
+                msg_type: 34,
+                sermsgid: "m-1".into(),
+                chat_time: 1_714_615_200,
+                content: "第一条\n\"quoted\"".into(),
+                staff_code: staff,
+                voice_txt: voice,
+                expand: String::new(),
+            };
+            let out = serde_json::to_string(&RecordOut {
+                row: &row,
+                merchantid: "7",
+                conversation: &c,
+            })
+            .unwrap();
+            let documented = serde_json::to_string(&ChatRecord::new(row, "7", &c)).unwrap();
+            assert_eq!(out, documented);
+        }
+    }
 }

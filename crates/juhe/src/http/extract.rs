@@ -123,7 +123,13 @@ where
     if let Some(wait) = failures.and_then(|b| b.blocked(&ip)) {
         return Err(auth_rate_limited(wait));
     }
-    let Some(principal) = state.store.admin().resolve_token(token).await? else {
+    let cache = std::time::Duration::from_millis(state.cfg.auth.token_cache_ms);
+    let Some(principal) = state
+        .store
+        .admin()
+        .resolve_token_cached(token, cache)
+        .await?
+    else {
         if let Some(wait) = failures.and_then(|b| b.spend(&ip)) {
             tracing::warn!(%ip, "too many failed tokens from this address");
             return Err(auth_rate_limited(wait));
@@ -162,7 +168,7 @@ where
             state
                 .store
                 .admin()
-                .agent_tenant(agent, id)
+                .agent_tenant_cached(agent, id, cache)
                 .await?
                 .ok_or_else(|| {
                     ApiError::new(

@@ -85,9 +85,14 @@ pub struct FeedRow {
     pub conversation: Conversation,
 }
 
-impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for FeedRow {
-    fn from_row(r: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        use sqlx::Row;
+impl<'r, R> sqlx::FromRow<'r, R> for FeedRow
+where
+    R: sqlx::Row,
+    ChatRow: sqlx::FromRow<'r, R>,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
         Ok(FeedRow {
             chat: ChatRow::from_row(r)?,
             conversation: Conversation {
@@ -144,14 +149,42 @@ const FEED_SELECT: &str =
      LEFT JOIN fans f ON f.merchant_id = c.merchant_id AND f.wechat_id = c.wechat_id AND f.wenober = c.talker \
      WHERE c.merchant_id = ";
 
-/// A page row of the one-statement form: the chat and its account and fan columns.
-#[derive(Debug, sqlx::FromRow)]
-struct PageRow {
-    #[sqlx(flatten)]
-    chat: ChatRow,
-    nober: String,
-    photo: String,
-    name: String,
+/// A chat of a PostgreSQL page row, its columns at `at` (the positions of
+/// `ChatRow::COLUMNS`, found once per statement by [`pg_positions`]): looking each
+/// column up by name in every row was a visible share of a GetChat request.
+fn chat_from_pg(r: &sqlx::postgres::PgRow, at: &[usize]) -> Result<ChatRow, sqlx::Error> {
+    use sqlx::Row;
+    Ok(ChatRow {
+        chat_id: r.try_get(at[0])?,
+        talker: r.try_get(at[1])?,
+        issend: r.try_get(at[2])?,
+        resvred: r.try_get(at[3])?,
+        wechat_id: r.try_get(at[4])?,
+        updated_at: r.try_get(at[5])?,
+        msg_type: r.try_get(at[6])?,
+        sermsgid: r.try_get(at[7])?,
+        chat_time: r.try_get(at[8])?,
+        content: r.try_get(at[9])?,
+        staff_code: r.try_get(at[10])?,
+        voice_txt: r.try_get(at[11])?,
+        expand: r.try_get(at[12])?,
+    })
+}
+
+/// Where each of [`ChatRow`]'s columns is in the statement's rows (by name, as the sqlx
+/// derive reads them, so a reordered SELECT still reads the right column).
+fn pg_positions(r: &sqlx::postgres::PgRow) -> Result<Vec<usize>, sqlx::Error> {
+    use sqlx::{Column, Row};
+    let names = <ChatRow as FastRow>::COLUMNS.unwrap_or(&[]);
+    names
+        .iter()
+        .map(|n| {
+            r.columns()
+                .iter()
+                .position(|c| c.name() == *n)
+                .ok_or_else(|| sqlx::Error::ColumnNotFound((*n).to_owned()))
+        })
+        .collect()
 }
 
 /// A chat message to store (from import, and later from the assistant gateway).
@@ -185,9 +218,6 @@ pub struct ChatFilter {
 /// variables and PostgreSQL's 65,535 parameters, and amortise the round trip and the
 /// statement's parse over many rows (see docs/benchmarks.md, "Writing chats").
 const INSERT_CHUNK: usize = 1000;
-
-/// Message ids per duplicate-check query (one placeholder each).
-const DEDUPE_CHUNK: usize = 1000;
 
 /// Fans per last-chat-time update statement (three placeholders each).
 const TOUCH_CHUNK: usize = 500;
@@ -300,20 +330,25 @@ impl Tenant<'_> {
         }
         q.push(") AND merchant_id = ");
         self.push_page_filter(&mut q, f, page);
-        let rows: Vec<PageRow> = q.fetch_all(self.store.read_pool()).await?;
-        let (rows, more) = trim_page(rows, page);
+        let (rows, more) = trim_page(self.store.read_pg_rows(q).await?, page);
         let Some(first) = rows.first() else {
             return Ok(ChatPage {
                 more,
                 ..ChatPage::default()
             });
         };
+        // The account and fan columns are the same in every row: decoded once.
+        use sqlx::Row;
         let conversation = Conversation {
-            wechat_nober: first.nober.clone(),
-            fan_photo: first.photo.clone(),
-            fan_name: first.name.clone(),
+            wechat_nober: first.try_get("nober")?,
+            fan_photo: first.try_get("photo")?,
+            fan_name: first.try_get("name")?,
         };
-        let rows = rows.into_iter().map(|r| r.chat).collect();
+        let at = pg_positions(first)?;
+        let rows = rows
+            .iter()
+            .map(|r| chat_from_pg(r, &at))
+            .collect::<Result<_, _>>()?;
         Ok(ChatPage {
             conversation,
             rows,
@@ -429,6 +464,8 @@ impl Bulk {
             .rows_affected())
     }
 
+    /// Kept as a prepared statement, like [`Bulk::execute`]: its uses (which ids of a
+    /// range went in, the outbox's sequence upsert) have the same plan whatever the values.
     pub(in crate::store) async fn fetch_all<R>(
         self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -436,16 +473,56 @@ impl Bulk {
     where
         R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
     {
-        // Planned with its values each time (not kept as a prepared statement): a kept
-        // statement soon runs PostgreSQL's generic plan, chosen without the values, which
-        // took seconds per duplicate check at 200,000 chats. Without statistics on the
-        // merchant's history (a first large import) even the custom plan may scan the
-        // account through the conversation index; see docs/benchmarks.md.
         sqlx::query_as_with::<_, R, _>(&self.text, self.args)
-            .persistent(false)
             .fetch_all(&mut **tx)
             .await
     }
+}
+
+/// After an insert that skipped duplicates: the `kept` rows (ascending) of the ids
+/// `first..first + n` are renumbered `first, first + 1, …` in their order, and the
+/// merchant's counter gives back the ids not used, so ids stay dense and in input order
+/// (GetChat shows a conversation in id order). The caller holds the counter row (see
+/// `take_ids`), so no other writer took ids meanwhile. Two steps, through negative ids:
+/// PostgreSQL checks the primary key row by row during an UPDATE, and moving a row down
+/// onto an id another row of the same statement has not left yet would fail.
+async fn close_id_gaps(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    m: MerchantId,
+    first: i64,
+    n: i64,
+    kept: &[i64],
+) -> Result<(), sqlx::Error> {
+    let moves: Vec<(i64, i64)> = kept
+        .iter()
+        .zip(first..)
+        .filter(|(old, new)| *old != new)
+        .map(|(old, new)| (*old, new))
+        .collect();
+    for step in [false, true] {
+        for chunk in moves.chunks(TOUCH_CHUNK) {
+            let mut q = Bulk::new(tx, "UPDATE chats SET chat_id = v.column2 FROM (VALUES ");
+            for (i, (old, new)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                let (from, to) = if step { (-old, *new) } else { (*old, -old) };
+                q.push("(").bind(from).push(", ").bind(to).push(")");
+            }
+            q.push(") AS v WHERE chats.merchant_id = ")
+                .bind(m.get())
+                .push(" AND chats.chat_id = v.column1");
+            q.execute(tx).await?;
+        }
+    }
+    let unused = n - kept.len() as i64;
+    let mut q = Bulk::new(tx, "UPDATE id_counters SET last_id = last_id - ");
+    q.bind(unused)
+        .push(" WHERE merchant_id = ")
+        .bind(m.get())
+        .push(" AND kind = 'chat'");
+    q.execute(tx).await?;
+    Ok(())
 }
 
 /// The body of [`Tenant::insert_chats`], usable inside a larger transaction (import).
@@ -465,7 +542,7 @@ pub(crate) async fn insert_chats_tx(
     }
     // Lock the counter row first (a zero-sized take): from here on this transaction is
     // ordered against every other chat writer of this merchant (see `take_ids`), and the
-    // duplicate check below sees everything they committed.
+    // insert below sees everything they committed.
     take_ids(tx, m, "chat", 0).await?;
 
     // Duplicates within the input: the first occurrence wins.
@@ -476,66 +553,37 @@ pub(crate) async fn insert_chats_tx(
             candidates.push(c);
         }
     }
-    // Duplicates of stored chats, looked up per account so that each message id is one
-    // probe of the unique index (merchant_id, wechat_id, sermsgid): the cost depends on
-    // the batch, not on how many chats the merchant already has.
-    let mut by_account: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
-    for c in &candidates {
-        by_account
-            .entry(c.wechat_id)
-            .or_default()
-            .push(c.sermsgid.as_str());
-    }
-    let mut stored: HashSet<(i64, String)> = HashSet::new();
-    for (wechat_id, ids) in &by_account {
-        for chunk in ids.chunks(DEDUPE_CHUNK) {
-            let mut q = Bulk::new(tx, "SELECT sermsgid FROM chats WHERE merchant_id = ");
-            q.bind(m.get())
-                .push(" AND wechat_id = ")
-                .bind(*wechat_id)
-                .push(" AND sermsgid IN (");
-            for (i, s) in chunk.iter().enumerate() {
-                if i > 0 {
-                    q.push(", ");
-                }
-                q.bind((*s).to_owned());
-            }
-            q.push(")");
-            let found: Vec<(String,)> = q.fetch_all(tx).await?;
-            stored.extend(found.into_iter().map(|(s,)| (*wechat_id, s)));
-        }
-    }
-    let fresh: Vec<&NewChat> = if stored.is_empty() {
-        candidates
-    } else {
-        candidates
-            .into_iter()
-            .filter(|c| !stored.contains(&(c.wechat_id, c.sermsgid.clone())))
-            .collect()
-    };
-    if fresh.is_empty() {
-        return Ok(Vec::new());
-    }
-    let first = take_ids(tx, m, "chat", fresh.len() as i64).await?;
+    // Duplicates of stored chats: every candidate is inserted with the next id, and the
+    // unique index (merchant_id, wechat_id, sermsgid) turns a stored one into "nothing
+    // inserted". A separate duplicate check before the insert cost as much again, and
+    // PostgreSQL planned it badly while its statistics did not yet know the merchant's new
+    // rows (docs/benchmarks.md, "Writing chats"). Only a statement that inserted fewer rows
+    // than it carried is asked which went in, through the primary key: `RETURNING` on
+    // every statement made SQLite's import 17% slower (each row crosses sqlx's channel).
+    let n = candidates.len() as i64;
+    let first = take_ids(tx, m, "chat", n).await?;
     let t = now();
-    let ids: Vec<i64> = (first..first + fresh.len() as i64).collect();
-    for (chunk, chunk_ids) in fresh.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
+    // The ids that went in, ascending.
+    let mut inserted: Vec<i64> = Vec::with_capacity(candidates.len());
+    let mut next = first;
+    for chunk in candidates.chunks(INSERT_CHUNK) {
         let mut q = Bulk::new(
             tx,
             "INSERT INTO chats (merchant_id, chat_id, wechat_id, talker, issend, msg_type, content, resvred, sermsgid, chat_time, updated_at, staff_code, voice_txt, expand) VALUES ",
         );
-        for (i, (c, id)) in chunk.iter().zip(chunk_ids).enumerate() {
+        for (i, c) in chunk.iter().enumerate() {
             if i > 0 {
                 q.push(", ");
             }
             q.push("(")
                 .bind(m.get())
                 .push(", ")
-                .bind(*id)
+                .bind(next)
                 .push(", ")
                 .bind(c.wechat_id)
                 .push(", ")
                 .bind(c.talker.clone());
+            next += 1;
             q.push(", ")
                 .bind(c.issend)
                 .push(", ")
@@ -558,11 +606,38 @@ pub(crate) async fn insert_chats_tx(
                 .bind(c.expand.clone())
                 .push(")");
         }
-        // The duplicate check ran under the counter lock, so no conflict can occur here;
-        // the clause only keeps a racing writer outside that protocol from failing us.
         q.push(" ON CONFLICT (merchant_id, wechat_id, sermsgid) DO NOTHING");
-        q.execute(tx).await?;
+        let lo = next - chunk.len() as i64;
+        if q.execute(tx).await? == chunk.len() as u64 {
+            inserted.extend(lo..next);
+        } else {
+            let mut q = Bulk::new(tx, "SELECT chat_id FROM chats WHERE merchant_id = ");
+            q.bind(m.get())
+                .push(" AND chat_id >= ")
+                .bind(lo)
+                .push(" AND chat_id < ")
+                .bind(next)
+                .push(" ORDER BY chat_id");
+            let got: Vec<(i64,)> = q.fetch_all(tx).await?;
+            inserted.extend(got.into_iter().map(|(id,)| id));
+        }
     }
+    let fresh: Vec<&NewChat> = if inserted.len() == candidates.len() {
+        candidates
+    } else {
+        let mut went_in = inserted.iter().peekable();
+        let fresh = (first..)
+            .zip(candidates)
+            .filter(|(id, _)| went_in.next_if_eq(&id).is_some())
+            .map(|(_, c)| c)
+            .collect();
+        close_id_gaps(tx, m, first, n, &inserted).await?;
+        fresh
+    };
+    if fresh.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = (first..first + fresh.len() as i64).collect();
     // Keep each fan's last-chat time current for the fan list's filters: one statement
     // per few hundred fans rather than one per fan.
     let mut latest: BTreeMap<(i64, &str), i64> = BTreeMap::new();

@@ -15,6 +15,7 @@ pub mod devices;
 pub mod events;
 pub mod fans;
 mod fast;
+mod fast_pg;
 pub mod idempotency;
 pub mod import;
 pub mod misc;
@@ -90,6 +91,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite only: the synchronous read path for the hottest reads.
     fast: Option<std::sync::Arc<fast::FastReaders>>,
+    /// PostgreSQL only: the hottest reads on native connections outside the pool.
+    fast_pg: Option<std::sync::Arc<fast_pg::PgReaders>>,
     /// PostgreSQL only: the URL, for the LISTEN connection of the task queue.
     pg_url: Option<std::sync::Arc<str>>,
     /// Notified after a commit that may have written events or changed endpoints, so this
@@ -98,6 +101,9 @@ pub struct Store {
     /// Bumped when this process changes an endpoint, so its dispatcher reloads them at once
     /// (other processes' changes are seen within the dispatcher's reload interval).
     endpoints_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Bearer tokens verified recently; shared by every clone, so that a revocation
+    /// through any of them clears it.
+    token_cache: std::sync::Arc<admin::TokenCache>,
 }
 
 static DRIVERS: Once = Once::new();
@@ -163,9 +169,11 @@ impl Store {
                 write,
                 backend: Backend::Sqlite,
                 fast: Some(std::sync::Arc::new(fast)),
+                fast_pg: None,
                 pg_url: None,
                 events_wake: Default::default(),
                 endpoints_version: Default::default(),
+                token_cache: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             precheck_postgres(url).await?;
@@ -175,14 +183,20 @@ impl Store {
                 .connect(url)
                 .await
                 .with_context(|| format!("connecting to {}", redact(url)))?;
+            let hot = sqlx::postgres::PgConnectOptions::from_str(url)?;
             Ok(Store {
                 read: pool.clone(),
                 write: pool,
                 backend: Backend::Postgres,
                 fast: None,
+                fast_pg: Some(std::sync::Arc::new(fast_pg::PgReaders::new(
+                    hot,
+                    max_connections as usize,
+                ))),
                 pg_url: Some(url.into()),
                 events_wake: Default::default(),
                 endpoints_version: Default::default(),
+                token_cache: Default::default(),
             })
         } else {
             anyhow::bail!(
@@ -222,25 +236,48 @@ impl Store {
     }
 
     /// One row of a hot read: on SQLite through the synchronous path (see `fast`), on
-    /// PostgreSQL through the pool.
+    /// PostgreSQL on a connection of its own (see `fast_pg`).
     pub(in crate::store) async fn read_optional<R>(&self, q: Sql) -> Result<Option<R>, sqlx::Error>
     where
-        R: for<'r> FromRow<'r, AnyRow> + fast::FastRow + Send + Unpin,
+        R: for<'r> FromRow<'r, AnyRow>
+            + for<'r> FromRow<'r, sqlx::postgres::PgRow>
+            + fast::FastRow
+            + Send
+            + Unpin,
     {
-        match &self.fast {
-            Some(f) => Ok(f.query(&q, 1)?.pop()),
-            None => q.fetch_optional(&self.read).await,
+        match (&self.fast, &self.fast_pg) {
+            (Some(f), _) => Ok(f.query(&q, 1)?.pop()),
+            (None, Some(p)) => Ok(p.fetch_all(&q).await?.into_iter().next()),
+            (None, None) => q.fetch_optional(&self.read).await,
         }
     }
 
     /// All rows of a hot read, like [`Store::read_optional`].
     pub(in crate::store) async fn read_all<R>(&self, q: Sql) -> Result<Vec<R>, sqlx::Error>
     where
-        R: for<'r> FromRow<'r, AnyRow> + fast::FastRow + Send + Unpin,
+        R: for<'r> FromRow<'r, AnyRow>
+            + for<'r> FromRow<'r, sqlx::postgres::PgRow>
+            + fast::FastRow
+            + Send
+            + Unpin,
     {
-        match &self.fast {
-            Some(f) => f.query(&q, usize::MAX),
-            None => q.fetch_all(&self.read).await,
+        match (&self.fast, &self.fast_pg) {
+            (Some(f), _) => f.query(&q, usize::MAX),
+            (None, Some(p)) => p.fetch_all(&q).await,
+            (None, None) => q.fetch_all(&self.read).await,
+        }
+    }
+
+    /// The undecoded rows of a hot read written in PostgreSQL's dialect (PostgreSQL only).
+    pub(in crate::store) async fn read_pg_rows(
+        &self,
+        q: Sql,
+    ) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+        match &self.fast_pg {
+            Some(p) => p.fetch_rows(&q).await,
+            None => Err(sqlx::Error::Configuration(
+                "a PostgreSQL read on a store that is not PostgreSQL".into(),
+            )),
         }
     }
 
@@ -337,6 +374,9 @@ impl Store {
                 Ok(_) => tracing::debug!("WAL checkpointed"),
                 Err(e) => tracing::warn!(error = %e, "WAL checkpoint at shutdown failed"),
             }
+        }
+        if let Some(p) = &self.fast_pg {
+            p.close().await;
         }
         self.read.close().await;
         self.write.close().await;
@@ -718,6 +758,7 @@ mod tests {
     fn without_fast_reads(store: &Store) -> Store {
         Store {
             fast: None,
+            fast_pg: None,
             ..store.clone()
         }
     }

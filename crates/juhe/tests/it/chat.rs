@@ -80,4 +80,20 @@ on_both! {
         assert_eq!(end["values"], json!([]));
         assert_eq!(end["page"]["nextMinChattingId"], ids[4]);
     }
+
+    // GetChat's page on PostgreSQL runs on connections outside the pool, which no ping
+    // checks: when the server closes them (a restart, an idle timeout), the next GetChat
+    // still answers, on a fresh connection.
+    async fn get_chat_answers_after_the_database_closed_its_connections(app) {
+        let t = app.fixture_merchant("m").await;
+        let body = json!({"wechatId": 135389, "fansKey": "wxid_fan0001", "pageSize": "10", "pageIndex": "1"});
+        let before = app.values("/v2/ChatMess/GetChat", &t.token, body.clone()).await;
+        if app.db_url.starts_with("postgres") {
+            let mut raw = app.raw().await;
+            sqlx::Executor::execute(&mut raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").await.unwrap();
+        }
+        for _ in 0..3 {
+            assert_eq!(app.values("/v2/ChatMess/GetChat", &t.token, body.clone()).await, before);
+        }
+    }
 }

@@ -218,4 +218,47 @@ on_both! {
         assert_eq!(count(last_round, base + CHATS as i64).await, FANS as i64);
         assert_eq!(count(0, last_round - 1).await, 0);
     }
+
+    async fn a_batch_with_stored_messages_scattered_through_it_gets_dense_ids_in_input_order(app) {
+        let t = app.merchant("m").await;
+        app.import(&t, &json!({
+            "wechats": [{"ad_wechat_id": 1, "ad_wechat_nober": "op", "ad_wechat_nick": "op", "ad_original_nober": "wxid_op",
+                         "ad_staff_code": null, "ad_wechat_addtime": "2024-01-01 09:00:00"}],
+            "fans": [{"ad_friend_wenober": "wxid_f", "ad_friend_name": "fan", "ad_wechat_id": 1, "ad_staff_code": null,
+                      "ad_friend_addtime": "2024-01-01 09:00:00", "ad_bind_time": null}],
+        })).await;
+        let tenant = app.store.tenant(t.id);
+        let base = ts("2024-07-01 00:00:00");
+        // Every third message of the big batch is stored first, so the batch's inserts
+        // skip rows in every statement and its ids must be closed up across statements.
+        const CHATS: usize = 2_500;
+        let stored: Vec<NewChat> = (0..CHATS).filter(|i| i % 3 == 0).map(|i| chat(1, "wxid_f", &format!("m{i}"), base + i as i64)).collect();
+        let before = juhe::core::chats::record(tenant, &stored).await.unwrap();
+        let batch: Vec<NewChat> = (0..CHATS).map(|i| chat(1, "wxid_f", &format!("m{i}"), base + i as i64)).collect();
+        let ids = juhe::core::chats::record(tenant, &batch).await.unwrap();
+        let fresh: Vec<usize> = (0..CHATS).filter(|i| i % 3 != 0).collect();
+        assert_eq!(ids.len(), fresh.len());
+        assert_eq!(ids[0], before.last().unwrap() + 1, "ids continue from the last stored one");
+        assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "dense ids");
+        let mut synced = Vec::new();
+        let mut min = *before.last().unwrap();
+        loop {
+            let f = juhe::store::chats::ChatFilter { wechat_id: 1, fans_key: "wxid_f".into(), min_chatting_id: Some(min), ..Default::default() };
+            let page = tenant.chats_page(&f, juhe::store::Page { index: 1, size: 1000 }).await.unwrap();
+            synced.extend(page.rows.iter().map(|r| (r.chat_id, r.sermsgid.clone())));
+            match page.rows.last() {
+                Some(r) if page.more => min = r.chat_id,
+                _ => break,
+            }
+        }
+        let expected: Vec<(i64, String)> = fresh.iter().zip(&ids).map(|(i, id)| (*id, format!("m{i}"))).collect();
+        assert_eq!(synced, expected, "each new message under its id, in input order");
+        // The ids the skipped rows did not use are given back: the next write continues.
+        let next = juhe::core::chats::record(tenant, &[chat(1, "wxid_f", "after", base + 10_000)]).await.unwrap();
+        assert_eq!(next, vec![ids.last().unwrap() + 1]);
+        // All duplicates: nothing written, no id used.
+        assert!(juhe::core::chats::record(tenant, &batch).await.unwrap().is_empty());
+        let last = juhe::core::chats::record(tenant, &[chat(1, "wxid_f", "last", base + 10_001)]).await.unwrap();
+        assert_eq!(last, vec![next[0] + 1]);
+    }
 }
