@@ -336,7 +336,7 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     Store::open(&cfg.database_url, cfg.db_max_connections).await
 }
 
-async fn merchant(store: &Store, id: i64) -> anyhow::Result<MerchantId> {
+pub(crate) async fn merchant(store: &Store, id: i64) -> anyhow::Result<MerchantId> {
     store
         .admin()
         .merchant(id)

@@ -8,20 +8,12 @@ use juhe::store::events::EventFilter;
 use juhe::store::{MerchantId, Page, Store};
 use juhe::webhooks::payload;
 
-use crate::cli::EventsCmd;
+use crate::cli::{merchant, EventsCmd};
 
 fn print(v: &impl serde::Serialize, offset: chrono::FixedOffset) -> anyhow::Result<()> {
     let line = juhe::timefmt::with_offset(offset, || serde_json::to_string(v))?;
     println!("{line}");
     Ok(())
-}
-
-async fn merchant(store: &Store, id: i64) -> anyhow::Result<MerchantId> {
-    store
-        .admin()
-        .merchant(id)
-        .await?
-        .with_context(|| format!("no merchant {id} (see `juhe merchant list`)"))
 }
 
 fn event_id(m: MerchantId, s: &str) -> anyhow::Result<i64> {

@@ -80,6 +80,7 @@ impl Application {
             store.clone(),
             self.state.cfg.webhooks.clone(),
             self.state.offset,
+            self.state.metrics.clone(),
         )?
         .spawn(token.clone());
         let app = router(self.state);

@@ -32,8 +32,18 @@ pub struct PoolLabels {
     pub pool: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// succeeded, retrying or failed.
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Webhook delivery attempts made by this process, by outcome.
+    pub webhook_attempts: Family<AttemptLabels, Counter>,
+    /// Deliveries still to be made (all processes), refreshed at scrape time.
+    pub webhook_pending: Gauge,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pub pool_connections: Family<PoolLabels, Gauge>,
@@ -56,6 +66,18 @@ impl Metrics {
         );
         let pool_connections = Family::<PoolLabels, Gauge>::default();
         let pool_idle = Family::<PoolLabels, Gauge>::default();
+        let webhook_attempts = Family::<AttemptLabels, Counter>::default();
+        let webhook_pending = Gauge::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts by outcome (succeeded, retrying, failed)",
+            webhook_attempts.clone(),
+        );
+        registry.register(
+            "webhook_deliveries_pending",
+            "Webhook deliveries still to be made, over all processes",
+            webhook_pending.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route, status and result code (errmsg)",
@@ -78,6 +100,8 @@ impl Metrics {
         );
         Arc::new(Metrics {
             registry,
+            webhook_attempts,
+            webhook_pending,
             requests,
             latency,
             pool_connections,

@@ -727,6 +727,12 @@ async fn healthz(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
+    match st.store.pending_deliveries().await {
+        Ok(n) => {
+            st.metrics.webhook_pending.set(n);
+        }
+        Err(e) => tracing::warn!(error = %e, "counting pending deliveries for /metrics failed"),
+    }
     (
         [(
             header::CONTENT_TYPE,

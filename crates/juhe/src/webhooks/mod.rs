@@ -44,6 +44,7 @@ pub struct Dispatcher {
 
 struct Inner {
     store: Store,
+    metrics: Arc<crate::metrics::Metrics>,
     cfg: WebhooksConfig,
     offset: FixedOffset,
     client: reqwest::Client,
@@ -57,6 +58,7 @@ impl Dispatcher {
         store: Store,
         cfg: WebhooksConfig,
         offset: FixedOffset,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> anyhow::Result<Dispatcher> {
         let mut client = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.timeout_seconds))
@@ -72,6 +74,7 @@ impl Dispatcher {
         Ok(Dispatcher {
             inner: Arc::new(Inner {
                 store,
+                metrics,
                 offset,
                 client: client.build()?,
                 inflight: Mutex::new(HashMap::new()),
@@ -249,6 +252,18 @@ impl Dispatcher {
             };
             Outcome::Retry(now_ms() + delay_ms as i64)
         };
+        self.inner
+            .metrics
+            .webhook_attempts
+            .get_or_create(&crate::metrics::AttemptLabels {
+                outcome: match outcome {
+                    Outcome::Succeeded => "succeeded",
+                    Outcome::Retry(_) => "retrying",
+                    Outcome::Failed => "failed",
+                }
+                .to_owned(),
+            })
+            .inc();
         let level_ok = outcome == Outcome::Succeeded;
         if level_ok {
             tracing::debug!(event = %id, url, status, duration_ms, "delivered");
