@@ -180,6 +180,43 @@ pub fn verifies(g: &Got, secret: &str) -> bool {
     g.signature.split(' ').any(|s| s == want)
 }
 
+/// The attempt log of an event once it has at least `n` entries: the receiver sees a request
+/// before the recorder has committed its attempt.
+pub async fn attempts_until(app: &TestApp, t: &Tenant, event_id: &str, n: usize) -> Value {
+    let until = Instant::now() + WAIT;
+    loop {
+        let v = app
+            .values(
+                "/v2/Public/GetEventAttempts",
+                &t.token,
+                json!({"eventId": event_id}),
+            )
+            .await;
+        if v.as_array().map_or(0, Vec::len) >= n || Instant::now() >= until {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// GetEvent once the event's first delivery is in `state` (or the wait is over).
+pub async fn state_until(app: &TestApp, t: &Tenant, event_id: &str, state: &str) -> Value {
+    let until = Instant::now() + WAIT;
+    loop {
+        let v = app
+            .values(
+                "/v2/Public/GetEvent",
+                &t.token,
+                json!({"eventId": event_id}),
+            )
+            .await;
+        if v["deliveries"][0]["state"] == state || Instant::now() >= until {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A merchant whose device serves `wxid_op1` with fan `wxid_f1`.
 async fn live(app: &TestApp) -> (Tenant, Assistant, i64) {
     let (t, token) = merchant_with_device(app, "m").await;
@@ -231,7 +268,7 @@ on_both_with! { fast;
         assert_eq!(seqs("wxid_f2"), [1]);
         assert_eq!(got[0].body["conversation"]["ad_wechat_id"], json!(w));
         // Each event reads back through the API, delivered.
-        let detail = app.values("/v2/Public/GetEvent", &t.token, json!({"eventId": got[0].id})).await;
+        let detail = state_until(&app, &t, &got[0].id, "succeeded").await;
         assert_eq!(detail["event"]["eventId"], json!(got[0].id));
         assert_eq!(detail["deliveries"][0]["state"], "succeeded", "{detail}");
         let list = app.values("/v2/Public/GetEventList", &t.token, json!({"eventType": "chat"})).await;
@@ -249,7 +286,7 @@ on_both_with! { fast;
         assert!(got[1].at - got[0].at >= Duration::from_millis(700), "retries follow the schedule");
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(rx.got().len(), 3, "nothing is sent after a 2xx");
-        let attempts = app.values("/v2/Public/GetEventAttempts", &t.token, json!({"eventId": got[0].id})).await;
+        let attempts = attempts_until(&app, &t, &got[0].id, 3).await;
         let summary: Vec<(i64, i64, String)> = attempts.as_array().unwrap().iter()
             .map(|a| (a["attempt"].as_i64().unwrap(), a["status"].as_i64().unwrap(), a["outcome"].as_str().unwrap().to_owned())).collect();
         assert_eq!(summary, [(1, 500, "retrying".into()), (2, 500, "retrying".into()), (3, 204, "succeeded".into())]);
@@ -271,7 +308,7 @@ on_both_with! { fast;
         assert_eq!(got.len(), 3);
         assert!(got[1].at - got[0].at >= Duration::from_millis(2800), "Retry-After: 3 waited {:?}", got[1].at - got[0].at);
         assert!(target.got().is_empty(), "the redirect was not followed");
-        let attempts = app.values("/v2/Public/GetEventAttempts", &t.token, json!({"eventId": got[0].id})).await;
+        let attempts = attempts_until(&app, &t, &got[0].id, 3).await;
         let statuses: Vec<i64> = attempts.as_array().unwrap().iter().map(|a| a["status"].as_i64().unwrap()).collect();
         assert_eq!(statuses, [429, 302, 200]);
     }
@@ -284,7 +321,7 @@ on_both_with! { fast;
         let got = rx.wait_for(2, WAIT).await;
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].id, got[1].id);
-        let attempts = app.values("/v2/Public/GetEventAttempts", &t.token, json!({"eventId": got[0].id})).await;
+        let attempts = attempts_until(&app, &t, &got[0].id, 2).await;
         assert_eq!(attempts[0]["status"], 0, "{attempts}");
         assert_eq!(attempts[0]["outcome"], "retrying");
         assert!(attempts[0]["error"].as_str().unwrap().contains("timed out") || attempts[0]["error"].as_str().unwrap().contains("timeout"), "{attempts}");
@@ -309,7 +346,7 @@ on_both_with! { fast;
         let mut seqs: Vec<i64> = got.iter().map(|g| g.body["sequence"].as_i64().unwrap()).collect();
         seqs.sort();
         assert_eq!(seqs, [1, 2]);
-        let attempts = app.values("/v2/Public/GetEventAttempts", &t.token, json!({"eventId": got[0].id})).await;
+        let attempts = attempts_until(&app, &t, &got[0].id, 1).await;
         let first = &attempts[0];
         assert_eq!((first["status"].as_i64(), first["outcome"].as_str()), (Some(0), Some("retrying")), "{attempts}");
         assert!(first["error"].as_str().unwrap().to_lowercase().contains("connect"), "{attempts}");
@@ -325,7 +362,7 @@ on_both_with! { fast;
         let got = rx.wait_for(4, WAIT).await;
         assert_eq!(got.len(), 4);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let d = app.values("/v2/Public/GetEvent", &t.token, json!({"eventId": got[0].id})).await;
+        let d = state_until(&app, &t, &got[0].id, "failed").await;
         assert_eq!(d["deliveries"][0]["state"], "failed", "{d}");
         let r = app.values("/v2/Public/replayFailedEvents", &t.token, json!({"since": since})).await;
         assert_eq!(r["deliveries"], 1);
@@ -337,7 +374,7 @@ on_both_with! { fast;
         let got = rx.wait_for(6, WAIT).await;
         assert_eq!(got.len(), 6);
         assert_eq!(got[5].id, got[0].id);
-        let attempts = app.values("/v2/Public/GetEventAttempts", &t.token, json!({"eventId": got[0].id})).await;
+        let attempts = attempts_until(&app, &t, &got[0].id, 6).await;
         let numbers: Vec<i64> = attempts.as_array().unwrap().iter().map(|a| a["attempt"].as_i64().unwrap()).collect();
         assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
         app.fails("/v2/Public/replayEvent", &t.token, json!({"eventId": "evt_1_999999"}), 404, 200101).await;
