@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use juhe::config::Config;
-use juhe::http::callbacks::{attempt_out, Delivery};
+use juhe::http::callbacks::{attempt_out, Delivery, EventDetail};
 use juhe::store::events::EventFilter;
 use juhe::store::{MerchantId, Page, Store};
 use juhe::webhooks::payload;
@@ -62,19 +62,17 @@ pub async fn run(store: &Store, cfg: &Config, cmd: EventsCmd) -> anyhow::Result<
                     "merchant {id} has no event {event} (events are kept webhooks.retention_days)"
                 );
             };
-            let deliveries: Vec<Delivery> = t
-                .event_deliveries(n)
-                .await?
-                .into_iter()
-                .map(Delivery::from)
-                .collect();
-            print(
-                &serde_json::json!({
-                    "event": juhe::timefmt::with_offset(offset, || serde_json::to_value(payload::event(m, &e, offset)))?,
-                    "deliveries": juhe::timefmt::with_offset(offset, || serde_json::to_value(&deliveries))?,
-                }),
-                offset,
-            )?;
+            // The same object as GetEvent's `values`.
+            let detail = EventDetail {
+                event: payload::event(m, &e, offset),
+                deliveries: t
+                    .event_deliveries(n)
+                    .await?
+                    .into_iter()
+                    .map(Delivery::from)
+                    .collect(),
+            };
+            print(&detail, offset)?;
         }
         EventsCmd::Attempts {
             merchant: id,

@@ -115,12 +115,16 @@ async fn database(dir: &std::path::Path) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tasks_in_flight_when_the_server_is_killed_are_delivered_after_the_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = database(dir.path()).await;
-    let store = juhe::store::Store::open(&db, 2).await.unwrap();
-    let creds = store.admin().create_merchant("kill").await.unwrap();
+/// A new merchant with one assistant device.
+async fn merchant_with_device(
+    store: &juhe::store::Store,
+    name: &str,
+) -> (
+    juhe::store::admin::MerchantCredentials,
+    juhe::store::MerchantId,
+    juhe::store::devices::DeviceCredentials,
+) {
+    let creds = store.admin().create_merchant(name).await.unwrap();
     let m = store
         .admin()
         .merchant(creds.merchant_id)
@@ -128,6 +132,15 @@ async fn tasks_in_flight_when_the_server_is_killed_are_delivered_after_the_resta
         .unwrap()
         .unwrap();
     let device = store.admin().create_device(m, "phone").await.unwrap();
+    (creds, m, device)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_in_flight_when_the_server_is_killed_are_delivered_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(dir.path()).await;
+    let store = juhe::store::Store::open(&db, 2).await.unwrap();
+    let (creds, _, device) = merchant_with_device(&store, "kill").await;
     store.close().await;
 
     let port = free_port();
@@ -278,14 +291,7 @@ async fn events_in_flight_when_the_server_is_killed_all_arrive_after_the_restart
     let dir = tempfile::tempdir().unwrap();
     let db = database(dir.path()).await;
     let store = juhe::store::Store::open(&db, 2).await.unwrap();
-    let creds = store.admin().create_merchant("kill-events").await.unwrap();
-    let m = store
-        .admin()
-        .merchant(creds.merchant_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let device = store.admin().create_device(m, "phone").await.unwrap();
+    let (_, m, device) = merchant_with_device(&store, "kill-events").await;
     let (url, got) = slow_receiver(Duration::from_millis(200)).await;
     store
         .tenant(m)

@@ -246,23 +246,7 @@ pub async fn record_result(
                 tx.emit(e);
             }
             if let Some(bulk) = row.bulk_task_id {
-                let c = t.bulk_counts_in(&mut tx, bulk).await?;
-                let open = c.pending + c.delivered;
-                tx.emit(crate::store::events::NewEvent {
-                    event_type: crate::store::events::BULK_SEND_PROGRESS,
-                    conversation: None,
-                    data: crate::store::events::EventData::Bulk {
-                        bulk_task_id: bulk,
-                        state: if open == 0 { "finished" } else { "running" }.to_owned(),
-                        total: c.total,
-                        pending: open,
-                        sent: c.sent,
-                        failed: c.failed,
-                        cancelled: c.cancelled,
-                        fan_key: row.fan_key.clone(),
-                        item_state: Some(if row.state == 2 { "sent" } else { "failed" }.to_owned()),
-                    },
-                });
+                tx.note_bulk_item(bulk, row.fan_key.clone(), row.state == 2);
             }
             ResultOutcome::Recorded(row)
         }

@@ -97,6 +97,24 @@ async fn checked_url(st: &AppState, v: &OptStr, field: &str) -> ApiResult<String
     Ok(url.trim().to_owned())
 }
 
+/// An event type as sent (any case), as Juhe names it; refused naming `field` when unknown.
+fn known_type(field: &str, t: &str) -> ApiResult<&'static str> {
+    let t = t.trim();
+    EVENT_TYPES
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(t))
+        .copied()
+        .ok_or_else(|| {
+            ApiError::param(
+                field,
+                format!(
+                    "unknown event type {t:?}; known: {}",
+                    EVENT_TYPES.join(", ")
+                ),
+            )
+        })
+}
+
 /// `messageTypes` as stored: `*` for all (an absent or empty list), else the known names.
 fn message_types(v: &StrList, field: &str) -> ApiResult<Option<String>> {
     let mut out: Vec<&str> = Vec::new();
@@ -108,16 +126,8 @@ fn message_types(v: &StrList, field: &str) -> ApiResult<Option<String>> {
         if t == "*" {
             return Ok(Some("*".into()));
         }
-        let Some(known) = EVENT_TYPES.iter().find(|k| k.eq_ignore_ascii_case(t)) else {
-            return Err(ApiError::param(
-                &format!("{field}[{i}]"),
-                format!(
-                    "unknown event type {t:?}; known: {}",
-                    EVENT_TYPES.join(", ")
-                ),
-            ));
-        };
-        if !out.contains(known) {
+        let known = known_type(&format!("{field}[{i}]"), t)?;
+        if !out.contains(&known) {
             out.push(known);
         }
     }
@@ -380,13 +390,7 @@ pub async fn get_event_list(
 ) -> ApiResult<Response> {
     let pg = page(&st, b.pageIndex, b.pageSize, "pageIndex", "pageSize")?;
     let event_type = match b.eventType.non_empty() {
-        Some(t) => Some(
-            EVENT_TYPES
-                .iter()
-                .find(|k| k.eq_ignore_ascii_case(t.trim()))
-                .ok_or_else(|| ApiError::param("eventType", format!("unknown event type {t:?}")))?
-                .to_string(),
-        ),
+        Some(t) => Some(known_type("eventType", t)?.to_owned()),
         None => None,
     };
     let f = EventFilter {

@@ -114,14 +114,12 @@ impl Tenant<'_> {
         q.execute(&mut *tx.0).await?;
         if let Some((fan_id, previous)) = before {
             if previous.as_deref() != Some(staff_code) {
-                if let Some(fan) = self.fans_by_id_in(tx, &[fan_id]).await?.pop() {
-                    tx.emit(super::fans::fan_event(
-                        super::events::FANS_ATTRIBUTION_CHANGE,
-                        "reassigned",
-                        fan,
-                        previous,
-                    ));
-                }
+                tx.2.fans.push(super::events::FanChange {
+                    event_type: super::events::FANS_ATTRIBUTION_CHANGE,
+                    fan_id,
+                    change: "reassigned",
+                    previous_staff: previous,
+                });
             }
         }
         Ok(())

@@ -239,21 +239,21 @@ impl Tenant<'_> {
         let rows: Vec<(i64, i64)> = q.fetch_all(self.store.read_pool()).await?;
         Ok(tally(rows))
     }
+}
 
-    /// [`Tenant::bulk_counts`] read in `tx` (it sees the transaction's own result).
-    pub async fn bulk_counts_in(
-        &self,
-        tx: &mut super::idempotency::Tx,
-        id: i64,
-    ) -> Result<BulkCounts, sqlx::Error> {
-        let mut q = Sql::new("SELECT state, COUNT(*) FROM device_tasks WHERE merchant_id = ");
-        q.bind(self.m.get())
-            .push(" AND bulk_task_id = ")
-            .bind(id)
-            .push(" GROUP BY state");
-        let rows: Vec<(i64, i64)> = q.fetch_all(&mut *tx.0).await?;
-        Ok(tally(rows))
-    }
+/// [`Tenant::bulk_counts`] read in `tx` (it sees the transaction's own result).
+pub(in crate::store) async fn bulk_counts_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    m: MerchantId,
+    id: i64,
+) -> Result<BulkCounts, sqlx::Error> {
+    let mut q = Sql::new("SELECT state, COUNT(*) FROM device_tasks WHERE merchant_id = ");
+    q.bind(m.get())
+        .push(" AND bulk_task_id = ")
+        .bind(id)
+        .push(" GROUP BY state");
+    let rows: Vec<(i64, i64)> = q.fetch_all(&mut **tx).await?;
+    Ok(tally(rows))
 }
 
 fn tally(rows: Vec<(i64, i64)>) -> BulkCounts {

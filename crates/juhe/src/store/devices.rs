@@ -456,7 +456,7 @@ impl Tenant<'_> {
                 }
             }
         }
-        self.emit_fan_events_in(tx, &changed).await?;
+        self.emit_fan_events_in(tx, &changed);
         Ok((created, updated))
     }
 

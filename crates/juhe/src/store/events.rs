@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::activity::NotificationRow;
 use super::chats::{Bulk, ChatRow, Conversation};
 use super::fans::FanRow;
+pub use super::now_ms;
 use super::takeovers::TakeoverRow;
 use super::tasks::TaskRow;
 use super::{take_ids, trim_page, Backend, MerchantId, Page, Sql, Store, Tenant};
@@ -111,6 +112,29 @@ pub struct Pending {
     pub(crate) events: Vec<NewEvent>,
     /// Ranges of chat ids recorded in the transaction: one `chat` event each.
     pub(crate) chats: Vec<(i64, i64)>,
+    /// Fans the transaction changed; their rows are read only if someone subscribes.
+    pub(crate) fans: Vec<FanChange>,
+    /// Bulk-send items that finished; the bulk send's counts are read only if someone
+    /// subscribes (they are an aggregate over all its items).
+    pub(crate) bulk_items: Vec<BulkItem>,
+}
+
+/// A fan change to report at commit.
+#[derive(Debug)]
+pub(crate) struct FanChange {
+    pub(crate) event_type: &'static str,
+    pub(crate) fan_id: i64,
+    /// `added`, `changed`, `deleted` or `reassigned`.
+    pub(crate) change: &'static str,
+    pub(crate) previous_staff: Option<String>,
+}
+
+/// A finished bulk-send item to report at commit.
+#[derive(Debug)]
+pub(crate) struct BulkItem {
+    pub(crate) bulk_task_id: i64,
+    pub(crate) fan_key: Option<String>,
+    pub(crate) sent: bool,
 }
 
 /// Writes what a transaction collected: its chats' events first, then the others.
@@ -119,7 +143,11 @@ pub(crate) async fn flush_tx(
     m: MerchantId,
     pending: Pending,
 ) -> Result<usize, sqlx::Error> {
-    if pending.events.is_empty() && pending.chats.is_empty() {
+    if pending.events.is_empty()
+        && pending.chats.is_empty()
+        && pending.fans.is_empty()
+        && pending.bulk_items.is_empty()
+    {
         return Ok(0);
     }
     let subscribers = subscribers_tx(tx, m).await?;
@@ -130,6 +158,46 @@ pub(crate) async fn flush_tx(
     if subscribers.any(CHAT) {
         for (first, last) in &pending.chats {
             evs.extend(super::chats::chat_events_tx(tx, m, *first, *last).await?);
+        }
+    }
+    let fans: Vec<&FanChange> = pending
+        .fans
+        .iter()
+        .filter(|f| subscribers.any(f.event_type))
+        .collect();
+    if !fans.is_empty() {
+        let ids: Vec<i64> = fans.iter().map(|f| f.fan_id).collect();
+        let rows = super::fans::fans_by_id_tx(tx, m, &ids).await?;
+        for f in fans {
+            if let Some(fan) = rows.iter().find(|r| r.ad_friend_id == f.fan_id) {
+                evs.push(super::fans::fan_event(
+                    f.event_type,
+                    f.change,
+                    fan.clone(),
+                    f.previous_staff.clone(),
+                ));
+            }
+        }
+    }
+    if subscribers.any(BULK_SEND_PROGRESS) {
+        for item in &pending.bulk_items {
+            let c = super::bulk_run::bulk_counts_tx(tx, m, item.bulk_task_id).await?;
+            let open = c.pending + c.delivered;
+            evs.push(NewEvent {
+                event_type: BULK_SEND_PROGRESS,
+                conversation: None,
+                data: EventData::Bulk {
+                    bulk_task_id: item.bulk_task_id,
+                    state: if open == 0 { "finished" } else { "running" }.to_owned(),
+                    total: c.total,
+                    pending: open,
+                    sent: c.sent,
+                    failed: c.failed,
+                    cancelled: c.cancelled,
+                    fan_key: item.fan_key.clone(),
+                    item_state: Some(if item.sent { "sent" } else { "failed" }.to_owned()),
+                },
+            });
         }
     }
     evs.extend(pending.events);
@@ -257,7 +325,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn name(self) -> &'static str {
+    /// As the attempt log and the metrics name it.
+    pub fn name(self) -> &'static str {
         match self {
             Outcome::Succeeded => "succeeded",
             Outcome::Retry(_) => "retrying",
@@ -312,10 +381,6 @@ pub struct EventFilter {
     pub event_type: Option<String>,
     pub wechat_id: Option<i64>,
     pub fan_key: Option<String>,
-}
-
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Rows per multi-row statement (at most 8 values a row: well under both engines' limits).
@@ -837,14 +902,8 @@ impl Tenant<'_> {
             .filter(|e| endpoint_id.is_none_or(|id| id == e.endpoint_id))
             .map(|e| e.endpoint_id)
             .collect();
-        let mut tx = self.store.begin_write().await?;
-        let mut n = 0;
-        for ep in targets {
-            n += schedule_tx(&mut tx, self.m, ep, event_id).await?;
-        }
-        tx.commit().await?;
-        self.store.events_changed();
-        Ok(Some(n))
+        let pairs: Vec<(i64, i64)> = targets.into_iter().map(|ep| (ep, event_id)).collect();
+        Ok(Some(self.schedule(&pairs).await?))
     }
 
     /// Schedules again every event whose delivery ended failed at or after `since_ms`
@@ -867,10 +926,16 @@ impl Tenant<'_> {
         }
         q.push(" ORDER BY a.event_id LIMIT 100000");
         let pairs: Vec<(i64, i64)> = q.fetch_all(self.store.read_pool()).await?;
+        self.schedule(&pairs).await
+    }
+
+    /// A new round of deliveries, due now, for each (endpoint, event), in one transaction;
+    /// wakes this process's dispatcher. Returns the deliveries made.
+    async fn schedule(&self, pairs: &[(i64, i64)]) -> Result<u64, sqlx::Error> {
         let mut tx = self.store.begin_write().await?;
         let mut n = 0;
         for (ep, id) in pairs {
-            n += schedule_tx(&mut tx, self.m, ep, id).await?;
+            n += schedule_tx(&mut tx, self.m, *ep, *id).await?;
         }
         tx.commit().await?;
         self.store.events_changed();

@@ -113,49 +113,37 @@ impl Tenant<'_> {
         q.scalar(self.store.read_pool()).await
     }
 
-    /// The fans with these ids as GetFansList shows them, read in `tx`.
-    pub(crate) async fn fans_by_id_in(
-        &self,
-        tx: &mut Tx,
-        ids: &[i64],
-    ) -> Result<Vec<FanRow>, sqlx::Error> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let mut q = Sql::new(FAN_COLUMNS);
-            q.push(" FROM fans f LEFT JOIN wechats w ON w.merchant_id = f.merchant_id AND w.wechat_id = f.wechat_id WHERE f.merchant_id = ")
-                .bind(self.m.get())
-                .push(" AND f.fan_id IN (")
-                .bind_list(chunk.iter().copied())
-                .push(") ORDER BY f.fan_id");
-            out.extend(q.fetch_all::<FanRow, _>(&mut *tx.0).await?);
-        }
-        Ok(out)
-    }
-
     /// fansInfoChange events for fans this transaction added or changed (`change` per fan
     /// id: `added`, `changed` or `deleted`), written at commit.
-    pub(crate) async fn emit_fan_events_in(
-        &self,
-        tx: &mut Tx,
-        changed: &[(i64, &'static str)],
-    ) -> Result<(), sqlx::Error> {
-        if changed.is_empty() {
-            return Ok(());
+    pub(crate) fn emit_fan_events_in(&self, tx: &mut Tx, changed: &[(i64, &'static str)]) {
+        for (fan_id, change) in changed {
+            tx.2.fans.push(events::FanChange {
+                event_type: events::FANS_INFO_CHANGE,
+                fan_id: *fan_id,
+                change,
+                previous_staff: None,
+            });
         }
-        let ids: Vec<i64> = changed.iter().map(|(id, _)| *id).collect();
-        let rows = self.fans_by_id_in(tx, &ids).await?;
-        for (id, change) in changed {
-            if let Some(fan) = rows.iter().find(|r| r.ad_friend_id == *id) {
-                tx.emit(fan_event(
-                    events::FANS_INFO_CHANGE,
-                    change,
-                    fan.clone(),
-                    None,
-                ));
-            }
-        }
-        Ok(())
     }
+}
+
+/// The fans with these ids as GetFansList shows them, read in `tx`.
+pub(in crate::store) async fn fans_by_id_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    m: super::MerchantId,
+    ids: &[i64],
+) -> Result<Vec<FanRow>, sqlx::Error> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut q = Sql::new(FAN_COLUMNS);
+        q.push(" FROM fans f LEFT JOIN wechats w ON w.merchant_id = f.merchant_id AND w.wechat_id = f.wechat_id WHERE f.merchant_id = ")
+            .bind(m.get())
+            .push(" AND f.fan_id IN (")
+            .bind_list(chunk.iter().copied())
+            .push(") ORDER BY f.fan_id");
+        out.extend(q.fetch_all::<FanRow, _>(&mut **tx).await?);
+    }
+    Ok(out)
 }
 
 /// A fan event (fansInfoChange or fansAttributionChange) of the fan's conversation.

@@ -39,6 +39,21 @@ impl Tx {
     pub(crate) fn emit(&mut self, e: super::events::NewEvent) {
         self.2.events.push(e);
     }
+
+    /// Notes a finished bulk-send item: a bulkSendProgress event with the bulk send's counts
+    /// at commit, when an endpoint subscribes to them.
+    pub(crate) fn note_bulk_item(
+        &mut self,
+        bulk_task_id: i64,
+        fan_key: Option<String>,
+        sent: bool,
+    ) {
+        self.2.bulk_items.push(super::events::BulkItem {
+            bulk_task_id,
+            fan_key,
+            sent,
+        });
+    }
 }
 
 /// A remembered result.

@@ -623,6 +623,11 @@ pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// Unix milliseconds now (task pacing, delivery leases and retries work below a second).
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 /// Paging parameters after validation: 1-based index and a clamped size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {

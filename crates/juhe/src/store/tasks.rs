@@ -102,9 +102,7 @@ pub enum Finished {
     Unknown,
 }
 
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use super::now_ms;
 
 impl Tenant<'_> {
     /// Enqueues a task for the device serving `wechat_id`, in the caller's transaction.

@@ -256,12 +256,7 @@ impl Dispatcher {
             .metrics
             .webhook_attempts
             .get_or_create(&crate::metrics::AttemptLabels {
-                outcome: match outcome {
-                    Outcome::Succeeded => "succeeded",
-                    Outcome::Retry(_) => "retrying",
-                    Outcome::Failed => "failed",
-                }
-                .to_owned(),
+                outcome: outcome.name().to_owned(),
             })
             .inc();
         let level_ok = outcome == Outcome::Succeeded;
