@@ -163,7 +163,8 @@ pub(crate) async fn connect(url: &str, token: &str) -> anyhow::Result<(Ws, Value
     let mut req = url.into_client_request()?;
     req.headers_mut()
         .insert("Authorization", format!("Bearer {token}").parse()?);
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    // No Nagle, as the simulator (and any assistant that answers tasks at once) does.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
     let welcome = next_json(&mut ws).await?.context("closed before welcome")?;
     Ok((ws, welcome))
 }

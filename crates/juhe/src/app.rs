@@ -87,7 +87,16 @@ impl Application {
         tracing::info!(%addr, "listening");
         // Connect info gives the per-address authentication limits their key.
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown({
+        // No Nagle: the assistant protocol and the API answer with small writes, and on
+        // loopback Nagle's wait for the peer's delayed ACK added ~40 ms to a send's round
+        // trip (docs/benchmarks.md, issue 6).
+        use axum::serve::ListenerExt;
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+            }
+        });
+        let server = axum::serve(listener, app).with_graceful_shutdown({
             let token = token.clone();
             async move { token.cancelled().await }
         });

@@ -211,6 +211,18 @@ pub enum ResultOutcome {
     Duplicate(TaskRow),
     /// No such task for this device.
     Unknown,
+    /// The result is not acceptable for this task (nothing changed), for example a
+    /// successful send without the sent message's id.
+    Refused(Rejection),
+}
+
+/// One assistant result for one of its tasks.
+#[derive(Debug, Clone)]
+pub struct ResultIn {
+    pub task_id: i64,
+    pub result: TaskResult,
+    /// When the message was sent (Unix seconds): the GetChat record's time.
+    pub sent_at: i64,
 }
 
 /// Records an assistant's result for one of its tasks in one transaction: the task's
@@ -224,33 +236,97 @@ pub async fn record_result(
     result: &TaskResult,
     sent_at: i64,
 ) -> Outcome<ResultOutcome> {
+    let item = ResultIn {
+        task_id,
+        result: result.clone(),
+        sent_at,
+    };
+    let mut out = record_results(t, device_id, std::slice::from_ref(&item)).await?;
+    Ok(out.pop().unwrap_or(ResultOutcome::Unknown))
+}
+
+/// [`record_result`] for several results of one device, in one transaction whose number of
+/// statements does not grow with the batch: an assistant answers a burst of tasks at once
+/// (docs/benchmarks.md, "send round trip"). One outcome per result, in order; a refused or
+/// unknown result does not stop the others.
+pub async fn record_results(
+    t: Tenant<'_>,
+    device_id: i64,
+    items: &[ResultIn],
+) -> Outcome<Vec<ResultOutcome>> {
     let mut tx = t.begin().await?;
-    let out = match t
-        .finish_task_in(&mut tx, device_id, task_id, result)
-        .await?
-    {
-        Finished::Unknown => ResultOutcome::Unknown,
-        Finished::Already(row) => ResultOutcome::Duplicate(row),
-        Finished::Now(mut row) => {
-            if result.ok {
-                let chats = sent_chats(&row, result.sermsgid.as_deref(), sent_at);
-                if !chats.is_empty() {
-                    let ids = chats::record_in(t, &mut tx, &chats).await?;
-                    if let Some(id) = ids.first() {
-                        t.set_task_chat_in(&mut tx, task_id, *id).await?;
-                        row.chat_id = Some(*id);
+    let pairs: Vec<(i64, &TaskResult)> = items.iter().map(|i| (i.task_id, &i.result)).collect();
+    let finished = t
+        .finish_tasks_in(&mut tx, device_id, &pairs, |row, result| {
+            if result.ok
+                && result.sermsgid.is_none()
+                && matches!(row.kind.as_str(), SEND_MESSAGE | BULK_SEND_ITEM)
+            {
+                Err(Rejection::invalid(
+                    "msgId",
+                    "is required when a message was sent (the sent message's id)",
+                ))
+            } else {
+                Ok(())
+            }
+        })
+        .await?;
+    let mut out: Vec<ResultOutcome> = Vec::with_capacity(items.len());
+    // The sent messages of the whole batch, one insert; `spans` says whose they are.
+    let mut chats: Vec<NewChat> = Vec::new();
+    let mut spans: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    for (i, f) in finished.into_iter().enumerate() {
+        out.push(match f {
+            Err(r) => ResultOutcome::Refused(r),
+            Ok(Finished::Unknown) => ResultOutcome::Unknown,
+            Ok(Finished::Already(row)) => ResultOutcome::Duplicate(row),
+            Ok(Finished::Now(row)) => {
+                let item = &items[i];
+                if item.result.ok {
+                    let sent = sent_chats(&row, item.result.sermsgid.as_deref(), item.sent_at);
+                    if !sent.is_empty() {
+                        spans.push((i, chats.len()..chats.len() + sent.len()));
+                        chats.extend(sent);
                     }
                 }
+                ResultOutcome::Recorded(row)
             }
-            for e in crate::store::tasks::task_events(&row) {
+        });
+    }
+    if !chats.is_empty() {
+        let ids = chats::record_in(t, &mut tx, &chats).await?;
+        // Each task links to the first of its messages that went in. All of them, unless
+        // an echo of a message was reported before the result (then it is a duplicate).
+        let id_of: Vec<Option<i64>> = if ids.len() == chats.len() {
+            ids.iter().copied().map(Some).collect()
+        } else {
+            let stored = t.chat_keys_in(&mut tx, &ids).await?;
+            chats
+                .iter()
+                .map(|c| stored.get(&(c.wechat_id, c.sermsgid.clone())).copied())
+                .collect()
+        };
+        let mut links = Vec::with_capacity(spans.len());
+        for (i, range) in spans {
+            if let Some(id) = id_of[range].iter().flatten().next() {
+                if let ResultOutcome::Recorded(row) = &mut out[i] {
+                    row.chat_id = Some(*id);
+                    links.push((row.task_id, *id));
+                }
+            }
+        }
+        t.set_task_chats_in(&mut tx, &links).await?;
+    }
+    for o in &out {
+        if let ResultOutcome::Recorded(row) = o {
+            for e in crate::store::tasks::task_events(row) {
                 tx.emit(e);
             }
             if let Some(bulk) = row.bulk_task_id {
                 tx.note_bulk_item(bulk, row.fan_key.clone(), row.state == 2);
             }
-            ResultOutcome::Recorded(row)
         }
-    };
+    }
     tx.commit().await?;
     Ok(out)
 }

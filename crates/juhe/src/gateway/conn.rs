@@ -10,14 +10,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::frames::{self, FrameError};
 use super::{Control, Hub};
-use crate::core::tasks::ResultOutcome;
+use crate::core::tasks::{ResultIn, ResultOutcome};
 use crate::core::{self, Rejection};
 use crate::store::chats::NewChat;
 use crate::store::devices::{AccountClaim, AccountReport, CallReport, DeviceAuth, FanReport};
@@ -26,6 +26,9 @@ use crate::store::Tenant;
 
 /// Consecutive refused frames after which the connection is closed (4000).
 const MAX_ERRORS_IN_A_ROW: u32 = 100;
+/// Frames read without waiting after one that left a result to store: bounds how long
+/// the first result of a burst waits for the transaction it shares.
+const MAX_DRAIN: usize = 256;
 
 pub(super) async fn serve(socket: WebSocket, hub: Hub, auth: DeviceAuth) {
     let (serial, wake, control) = hub.register(auth);
@@ -41,6 +44,7 @@ pub(super) async fn serve(socket: WebSocket, hub: Hub, auth: DeviceAuth) {
         inflight: HashSet::new(),
         next_due: None,
         errors_in_a_row: 0,
+        results: Vec::new(),
     };
     let end = c.run(stream, wake, control).await;
     if let Some((code, reason)) = end {
@@ -97,6 +101,9 @@ struct Conn {
     /// When the next paced or scheduled task becomes due.
     next_due: Option<Instant>,
     errors_in_a_row: u32,
+    /// Task results read but not yet stored, with their frame ids: a burst of results that
+    /// is already in the socket's buffer is stored in one transaction.
+    results: Vec<(Option<Value>, ResultIn)>,
 }
 
 type Stream = futures_util::stream::SplitStream<WebSocket>;
@@ -147,22 +154,26 @@ impl Conn {
                 m = stream.next() => {
                     let Some(Ok(m)) = m else { return None };
                     last_frame = Instant::now();
-                    match m {
-                        Message::Text(t) => {
-                            if let Some(close) = self.on_text(t.as_str()).await {
-                                return Some(close);
-                            }
-                        }
-                        Message::Binary(_) => {
-                            self.refuse(None, FrameError::new("bad_frame", "binary messages are not part of the protocol; send JSON text")).await;
-                        }
-                        Message::Close(_) => return None,
-                        // Pings are answered by the WebSocket layer.
-                        Message::Ping(_) | Message::Pong(_) => {}
+                    if let Some(end) = self.on_message(m).await {
+                        self.flush_results().await;
+                        return end;
                     }
-                    if self.errors_in_a_row > MAX_ERRORS_IN_A_ROW {
-                        return Some((4000, "too many protocol errors"));
+                    // Frames already here are read before the results are stored, so a burst
+                    // of results shares one transaction; nothing waits for more to come.
+                    let mut drained = 0;
+                    while !self.results.is_empty() && drained < MAX_DRAIN {
+                        let Some(next) = stream.next().now_or_never() else { break };
+                        let Some(Ok(m)) = next else {
+                            self.flush_results().await;
+                            return None;
+                        };
+                        drained += 1;
+                        if let Some(end) = self.on_message(m).await {
+                            self.flush_results().await;
+                            return end;
+                        }
                     }
+                    self.flush_results().await;
                 }
                 _ = wake.notified() => {
                     if self.wants_more() {
@@ -180,6 +191,35 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Handles one message; `Some` when the connection ends (with the close to send, if
+    /// any).
+    async fn on_message(&mut self, m: Message) -> Option<Option<(u16, &'static str)>> {
+        match m {
+            Message::Text(t) => {
+                if let Some(close) = self.on_text(t.as_str()).await {
+                    return Some(Some(close));
+                }
+            }
+            Message::Binary(_) => {
+                self.refuse(
+                    None,
+                    FrameError::new(
+                        "bad_frame",
+                        "binary messages are not part of the protocol; send JSON text",
+                    ),
+                )
+                .await;
+            }
+            Message::Close(_) => return Some(None),
+            // Pings are answered by the WebSocket layer.
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+        if self.errors_in_a_row > MAX_ERRORS_IN_A_ROW {
+            return Some(Some((4000, "too many protocol errors")));
+        }
+        None
     }
 
     /// Welcome, the device's accounts, tasks it was given but never answered, takeover
@@ -255,7 +295,13 @@ impl Conn {
         let _ = self.out.send(Message::Text(v.to_string().into())).await;
     }
 
+    /// Answers a frame with an error, after the answers of the results read before it.
     async fn refuse(&mut self, id: Option<Value>, e: FrameError) {
+        self.flush_results().await;
+        self.refuse_now(id, e).await;
+    }
+
+    async fn refuse_now(&mut self, id: Option<Value>, e: FrameError) {
         self.errors_in_a_row += 1;
         let mut f = json!({"type": "error", "id": id, "code": e.code, "message": e.message});
         if let Some(field) = e.field {
@@ -312,6 +358,15 @@ impl Conn {
             self.refuse(id, e).await;
             return None;
         }
+        if kind == "taskResult" {
+            match parse_result(v) {
+                Ok(item) => self.results.push((id, item)),
+                Err(e) => self.refuse(id, e).await,
+            }
+            return None;
+        }
+        // Answers go out in the order of the frames.
+        self.flush_results().await;
         let outcome = match kind.as_str() {
             "ping" => {
                 self.errors_in_a_row = 0;
@@ -323,7 +378,6 @@ impl Conn {
             "fans" => self.on_fans(v).await,
             "chats" => self.on_chats(v).await,
             "calls" => self.on_calls(v).await,
-            "taskResult" => self.on_result(v).await,
             other => Err(FrameError::new(
                 "unknown_type",
                 format!("unknown frame type {other:?}"),
@@ -580,76 +634,82 @@ impl Conn {
         Ok(json!({"stored": stored, "duplicates": dups}))
     }
 
-    async fn on_result(&mut self, v: Value) -> Result<Value, FrameError> {
-        let f: frames::TaskResultFrame = frames::parse(v)?;
-        if let Some(t) = f.time {
-            frames::time("time", t)?;
+    /// Stores the results read so far in one transaction and answers each; then refills
+    /// the window.
+    async fn flush_results(&mut self) {
+        if self.results.is_empty() {
+            return;
         }
-        for (name, s) in [
-            ("code", &f.code),
-            ("message", &f.message),
-            ("msgId", &f.msg_id),
-        ] {
-            if s.as_ref()
-                .is_some_and(|s| s.chars().count() > frames::MAX_SHORT)
-            {
-                return Err(FrameError::invalid(name, "is too long"));
+        let pending = std::mem::take(&mut self.results);
+        let items: Vec<ResultIn> = pending.iter().map(|(_, r)| r.clone()).collect();
+        let outcomes =
+            match core::tasks::record_results(self.tenant(), self.auth.device_id, &items).await {
+                Ok(o) => o,
+                Err(r) => {
+                    let e = rejection(r);
+                    for (id, _) in pending {
+                        self.refuse_now(id, e.clone()).await;
+                    }
+                    return;
+                }
+            };
+        for ((id, item), out) in pending.into_iter().zip(outcomes) {
+            self.inflight.remove(&item.task_id);
+            match out {
+                ResultOutcome::Unknown => self.refuse_now(id, unknown_task(item.task_id)).await,
+                ResultOutcome::Refused(r) => self.refuse_now(id, rejection(r)).await,
+                ResultOutcome::Duplicate(row) => {
+                    self.ack(
+                        id,
+                        json!({"state": state_name(row.state), "duplicate": true}),
+                    )
+                    .await
+                }
+                ResultOutcome::Recorded(row) => {
+                    tracing::debug!(
+                        task_id = row.task_id,
+                        state = state_name(row.state),
+                        "task finished"
+                    );
+                    self.ack(id, json!({"state": state_name(row.state)})).await
+                }
             }
         }
-        let result = TaskResult {
-            ok: f.ok,
-            code: f.code.filter(|s| !s.is_empty()),
-            message: f.message,
-            sermsgid: f.msg_id.filter(|s| !s.trim().is_empty()),
-        };
-        let task = self
-            .tenant()
-            .task(f.task_id)
-            .await
-            .map_err(busy)?
-            .filter(|t| t.device_id == self.auth.device_id);
-        let Some(task) = task else {
-            return Err(unknown_task(f.task_id));
-        };
-        if result.ok
-            && result.sermsgid.is_none()
-            && matches!(
-                task.kind.as_str(),
-                core::tasks::SEND_MESSAGE | core::tasks::BULK_SEND_ITEM
-            )
-        {
-            return Err(FrameError::invalid(
-                "msgId",
-                "is required when a message was sent (the sent message's id)",
-            ));
-        }
-        let at = f.time.unwrap_or_else(crate::store::now);
-        let out =
-            core::tasks::record_result(self.tenant(), self.auth.device_id, f.task_id, &result, at)
-                .await
-                .map_err(rejection)?;
-        self.inflight.remove(&f.task_id);
-        let ack = match out {
-            ResultOutcome::Unknown => return Err(unknown_task(f.task_id)),
-            ResultOutcome::Duplicate(row) => {
-                json!({"state": state_name(row.state), "duplicate": true})
-            }
-            ResultOutcome::Recorded(row) => {
-                tracing::debug!(
-                    task_id = row.task_id,
-                    state = state_name(row.state),
-                    "task finished"
-                );
-                json!({"state": state_name(row.state)})
-            }
-        };
         // Refill once half the window is free, not after every result: each refill is a
         // write transaction, and a busy assistant answers many results per refill.
         if self.wants_more() {
             self.dispatch().await;
         }
-        Ok(ack)
     }
+}
+
+/// A `taskResult` frame, checked (nothing read from the database yet).
+fn parse_result(v: Value) -> Result<ResultIn, FrameError> {
+    let f: frames::TaskResultFrame = frames::parse(v)?;
+    if let Some(t) = f.time {
+        frames::time("time", t)?;
+    }
+    for (name, s) in [
+        ("code", &f.code),
+        ("message", &f.message),
+        ("msgId", &f.msg_id),
+    ] {
+        if s.as_ref()
+            .is_some_and(|s| s.chars().count() > frames::MAX_SHORT)
+        {
+            return Err(FrameError::invalid(name, "is too long"));
+        }
+    }
+    Ok(ResultIn {
+        task_id: f.task_id,
+        result: TaskResult {
+            ok: f.ok,
+            code: f.code.filter(|s| !s.is_empty()),
+            message: f.message,
+            sermsgid: f.msg_id.filter(|s| !s.trim().is_empty()),
+        },
+        sent_at: f.time.unwrap_or_else(crate::store::now),
+    })
 }
 
 fn unknown_task(id: i64) -> FrameError {

@@ -404,6 +404,25 @@ impl Tenant<'_> {
         note_chats(&mut tx.2, &ids);
         Ok(ids)
     }
+
+    /// The (operating account, message id) of the chats `ids`, in the caller's transaction:
+    /// which of a batch's messages went in when some were duplicates.
+    pub(crate) async fn chat_keys_in(
+        &self,
+        tx: &mut super::idempotency::Tx,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<(i64, String), i64>, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let mut q = Sql::new("SELECT chat_id, wechat_id, sermsgid FROM chats WHERE merchant_id = ");
+        q.bind(self.m.get())
+            .push(" AND chat_id IN (")
+            .bind_list(ids.iter().copied())
+            .push(")");
+        let rows: Vec<(i64, i64, String)> = q.fetch_all(&mut *tx.0).await?;
+        Ok(rows.into_iter().map(|(id, w, s)| ((w, s), id)).collect())
+    }
 }
 
 /// A statement with many values for the write path. Like [`Sql`], but on SQLite the

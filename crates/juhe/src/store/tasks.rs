@@ -7,6 +7,8 @@
 //! `cancelled` (4). Pacing state (`wechats.last_task_at`) lives beside the queue, so a
 //! restarted or second process keeps the per-account rate.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 
 use super::idempotency::Tx;
@@ -307,62 +309,166 @@ impl Tenant<'_> {
         })
     }
 
-    /// Records a task's result in the caller's transaction. Takes the chat counter first
-    /// (lock order), because the caller records the sent message in the same transaction.
-    pub async fn finish_task_in(
+    /// Records several results of one device's tasks in the caller's transaction, with a
+    /// constant number of statements whatever their number: an assistant answers a burst of
+    /// tasks at once, and on SQLite every statement is a round trip to the driver's thread.
+    /// Takes the chat counter first (lock order), because the caller records the sent
+    /// messages in the same transaction. A task named twice is finished by its first
+    /// result; the later ones see it finished.
+    ///
+    /// `accept` sees each unfinished task with its result and may refuse it (the task is
+    /// left as it was); the refusal is returned in its place.
+    pub async fn finish_tasks_in<E>(
         &self,
         tx: &mut Tx,
         device_id: i64,
-        task_id: i64,
-        result: &TaskResult,
-    ) -> Result<Finished, sqlx::Error> {
+        results: &[(i64, &TaskResult)],
+        accept: impl Fn(&TaskRow, &TaskResult) -> Result<(), E>,
+    ) -> Result<Vec<Result<Finished, E>>, sqlx::Error> {
+        if results.is_empty() {
+            return Ok(Vec::new());
+        }
         take_ids(&mut tx.0, self.m, "chat", 0).await?;
-        let mut q = Sql::new("UPDATE device_tasks SET state = ");
-        q.bind(if result.ok { SUCCEEDED } else { FAILED })
-            .push(", finished_at = ")
-            .bind(now())
-            .push(", result_code = ")
-            .bind(result.code.clone())
-            .push(", result_message = ")
-            .bind(result.message.clone())
-            .push(", sermsgid = ")
-            .bind(result.sermsgid.clone());
-        q.push(" WHERE merchant_id = ")
-            .bind(self.m.get())
-            .push(" AND device_id = ")
-            .bind(device_id)
-            .push(" AND task_id = ")
-            .bind(task_id)
-            .push(" AND state < 2");
-        let changed = q.execute(&mut *tx.0).await? > 0;
         let mut q = Sql::new(TASK_COLUMNS);
         q.push(" WHERE t.merchant_id = ")
             .bind(self.m.get())
             .push(" AND t.device_id = ")
             .bind(device_id)
-            .push(" AND t.task_id = ")
-            .bind(task_id);
-        let row: Option<TaskRow> = q.fetch_optional(&mut *tx.0).await?;
-        Ok(match (row, changed) {
-            (None, _) => Finished::Unknown,
-            (Some(r), true) => Finished::Now(r),
-            (Some(r), false) => Finished::Already(r),
-        })
+            .push(" AND t.task_id IN (")
+            .bind_list(results.iter().map(|(id, _)| *id))
+            .push(")");
+        let mut rows: HashMap<i64, TaskRow> = q
+            .fetch_all::<TaskRow, _>(&mut *tx.0)
+            .await?
+            .into_iter()
+            .map(|r| (r.task_id, r))
+            .collect();
+        let finished_at = now();
+        let mut out: Vec<Option<Result<Finished, E>>> = Vec::with_capacity(results.len());
+        // Index into `out` of each result that finishes its task now.
+        let mut now_idx: Vec<usize> = Vec::new();
+        for (i, (id, result)) in results.iter().enumerate() {
+            let Some(row) = rows.get_mut(id) else {
+                out.push(Some(Ok(Finished::Unknown)));
+                continue;
+            };
+            if row.state >= SUCCEEDED {
+                out.push(Some(Ok(Finished::Already(row.clone()))));
+                continue;
+            }
+            if let Err(e) = accept(row, result) {
+                out.push(Some(Err(e)));
+                continue;
+            }
+            row.state = if result.ok { SUCCEEDED } else { FAILED };
+            row.finished_at = Some(finished_at);
+            row.result_code = result.code.clone();
+            row.result_message = result.message.clone();
+            row.sermsgid = result.sermsgid.clone();
+            now_idx.push(i);
+            out.push(None);
+        }
+        if !now_idx.is_empty() {
+            // `(VALUES …) AS v` with the default column names column1…: the one spelling of
+            // an inline table both SQLite and PostgreSQL accept in UPDATE … FROM.
+            let mut q = Sql::new("UPDATE device_tasks SET state = v.column2, finished_at = ");
+            q.bind(finished_at).push(
+                ", result_code = v.column3, result_message = v.column4, sermsgid = v.column5 FROM (VALUES ",
+            );
+            for (n, &i) in now_idx.iter().enumerate() {
+                let (id, result) = results[i];
+                if n > 0 {
+                    q.push(", ");
+                }
+                q.push("(")
+                    .bind(id)
+                    .push(", ")
+                    .bind(if result.ok { SUCCEEDED } else { FAILED })
+                    .push(", ")
+                    .bind(result.code.clone())
+                    .push(", ")
+                    .bind(result.message.clone())
+                    .push(", ")
+                    .bind(result.sermsgid.clone())
+                    .push(")");
+            }
+            q.push(") AS v WHERE device_tasks.merchant_id = ")
+                .bind(self.m.get())
+                .push(" AND device_tasks.device_id = ")
+                .bind(device_id)
+                .push(" AND device_tasks.task_id = v.column1 AND device_tasks.state < 2 RETURNING task_id");
+            let changed: HashSet<i64> = q
+                .fetch_all::<(i64,), _>(&mut *tx.0)
+                .await?
+                .into_iter()
+                .map(|(id,)| id)
+                .collect();
+            // A task another writer finished between the read and the update (its expiry,
+            // on another process): this result is a repeat; read what that writer stored.
+            let lost: Vec<i64> = now_idx
+                .iter()
+                .map(|&i| results[i].0)
+                .filter(|id| !changed.contains(id))
+                .collect();
+            let mut stale: HashMap<i64, TaskRow> = HashMap::new();
+            if !lost.is_empty() {
+                let mut q = Sql::new(TASK_COLUMNS);
+                q.push(" WHERE t.merchant_id = ")
+                    .bind(self.m.get())
+                    .push(" AND t.task_id IN (")
+                    .bind_list(lost.iter().copied())
+                    .push(")");
+                stale = q
+                    .fetch_all::<TaskRow, _>(&mut *tx.0)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.task_id, r))
+                    .collect();
+            }
+            for &i in &now_idx {
+                let id = results[i].0;
+                out[i] = Some(Ok(if changed.contains(&id) {
+                    match rows.get(&id) {
+                        Some(r) => Finished::Now(r.clone()),
+                        None => Finished::Unknown,
+                    }
+                } else {
+                    match stale.remove(&id) {
+                        Some(r) => Finished::Already(r),
+                        None => Finished::Unknown,
+                    }
+                }));
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or(Ok(Finished::Unknown)))
+            .collect())
     }
 
-    /// Links a finished send task to the chat record of the message it sent.
-    pub async fn set_task_chat_in(
+    /// Links finished send tasks to the chat records of the messages they sent.
+    pub async fn set_task_chats_in(
         &self,
         tx: &mut Tx,
-        task_id: i64,
-        chat_id: i64,
+        links: &[(i64, i64)],
     ) -> Result<(), sqlx::Error> {
-        let mut q = Sql::new("UPDATE device_tasks SET chat_id = ");
-        q.bind(chat_id)
-            .push(" WHERE merchant_id = ")
+        if links.is_empty() {
+            return Ok(());
+        }
+        let mut q = Sql::new("UPDATE device_tasks SET chat_id = v.column2 FROM (VALUES ");
+        for (n, (task_id, chat_id)) in links.iter().enumerate() {
+            if n > 0 {
+                q.push(", ");
+            }
+            q.push("(")
+                .bind(*task_id)
+                .push(", ")
+                .bind(*chat_id)
+                .push(")");
+        }
+        q.push(") AS v WHERE device_tasks.merchant_id = ")
             .bind(self.m.get())
-            .push(" AND task_id = ")
-            .bind(task_id);
+            .push(" AND device_tasks.task_id = v.column1");
         q.execute(&mut *tx.0).await?;
         Ok(())
     }

@@ -211,6 +211,65 @@ on_both! {
         assert_eq!(chats_of(&app, &t.token, w, "wxid_f1").await.len(), 1);
     }
 
+    async fn a_burst_of_results_sent_at_once_is_answered_in_order_each_as_if_it_came_alone(app) {
+        // The server stores results that arrive together in one transaction; the answers
+        // must not show it.
+        let Some(app) = unpaced(app.db()).await else { return };
+        let (t, token) = merchant_with_device(&app, "m").await;
+        let mut a = Assistant::connect(&app, &token).await;
+        let w = a.account("wxid_op1").await;
+        a.fans("wxid_op1", &["wxid_f1"]).await;
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            ids.push(send_text(&app, &t.token, w, "wxid_f1", &format!("第{i}条")).await["taskId"].as_i64().unwrap());
+        }
+        for _ in 0..4 {
+            a.expect_type("task").await;
+        }
+        let burst = [
+            json!({"type": "taskResult", "id": 101, "taskId": ids[0], "ok": true, "msgId": "s0"}),
+            json!({"type": "taskResult", "id": 102, "taskId": ids[1], "ok": true}),
+            json!({"type": "taskResult", "id": 103, "taskId": ids[0], "ok": false, "code": "late"}),
+            json!({"type": "taskResult", "id": 104, "taskId": 999_999, "ok": true, "msgId": "x"}),
+            json!({"type": "ping"}),
+            json!({"type": "taskResult", "id": 106, "taskId": ids[2], "ok": true, "msgId": "s2"}),
+            json!({"type": "taskResult", "id": 107, "taskId": ids[3], "ok": false, "code": "not_friend"}),
+        ];
+        for f in &burst {
+            a.send(f.clone()).await;
+        }
+        let mut answers = Vec::new();
+        while answers.len() < burst.len() {
+            let f = a.next().await.expect("an answer");
+            if ["ack", "error", "pong"].contains(&f["type"].as_str().unwrap_or("")) {
+                answers.push(f);
+            }
+        }
+        let got: Vec<(Value, Value)> = answers.iter().map(|f| (f["type"].clone(), f["id"].clone())).collect();
+        assert_eq!(got, vec![
+            (json!("ack"), json!(101)), (json!("error"), json!(102)), (json!("ack"), json!(103)),
+            (json!("error"), json!(104)), (json!("pong"), Value::Null), (json!("ack"), json!(106)),
+            (json!("ack"), json!(107)),
+        ], "{answers:?}");
+        assert_eq!(answers[0]["state"], "succeeded", "{}", answers[0]);
+        assert_eq!((answers[1]["code"].as_str(), answers[1]["field"].as_str()), (Some("invalid"), Some("msgId")), "{}", answers[1]);
+        assert_eq!(answers[2]["duplicate"], true, "the second result of a task in one burst is a repeat: {}", answers[2]);
+        assert_eq!(answers[3]["code"], "unknown_task", "{}", answers[3]);
+        assert_eq!(answers[6]["state"], "failed", "{}", answers[6]);
+        // Each stored send links to its own GetChat record; the refused one is untouched.
+        let chats = chats_of(&app, &t.token, w, "wxid_f1").await;
+        let texts: Vec<&str> = chats.iter().map(|c| c["ad_chatting_content"].as_str().unwrap()).collect();
+        assert_eq!(texts, vec!["第0条", "第2条"], "{chats:?}");
+        for (task, chat) in [(ids[0], &chats[0]), (ids[2], &chats[1])] {
+            let r = app.values("/v2/ChatMess/GetTaskResult", &t.token, json!({"taskId": task})).await;
+            assert_eq!(r["ad_chatting_id"], chat["ad_chatting_id"], "{r}");
+        }
+        let r = app.values("/v2/ChatMess/GetTaskResult", &t.token, json!({"taskId": ids[1]})).await;
+        assert_eq!(r["state"], "delivered", "a refused result leaves its task open: {r}");
+        let late = a.request(json!({"type": "taskResult", "taskId": ids[1], "ok": true, "msgId": "s1"})).await;
+        assert_eq!(late["state"], "succeeded", "{late}");
+    }
+
     async fn a_failed_send_is_readable_by_its_task_id(app) {
         let Some(app) = unpaced(app.db()).await else { return };
         let (t, token) = merchant_with_device(&app, "m").await;
