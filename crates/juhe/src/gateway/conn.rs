@@ -72,7 +72,12 @@ pub(super) async fn serve(socket: WebSocket, hub: Hub, auth: DeviceAuth) {
         .device_disconnected(auth.device_id)
         .await
     {
-        tracing::warn!(error = %e, "marking the device's accounts offline failed");
+        // After shutdown has closed the store, `Hub::drained` has marked it offline.
+        if matches!(e, sqlx::Error::PoolClosed) {
+            tracing::debug!("store closed before the device was marked offline");
+        } else {
+            tracing::warn!(error = %e, "marking the device's accounts offline failed");
+        }
     }
     tracing::info!(merchant = %auth.merchant, device = auth.device_id, "assistant disconnected");
 }

@@ -127,6 +127,18 @@ impl Hub {
         while self.connections() > 0 && tokio::time::Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Connections that have not finished their own goodbye (thousands of them each
+        // take a write) are marked offline together, before the store closes under them.
+        let left: Vec<Key> = self.conns().keys().copied().collect();
+        if !left.is_empty() {
+            tracing::info!(
+                devices = left.len(),
+                "marking the remaining assistants offline"
+            );
+            if let Err(e) = self.inner.store.devices_offline(&left).await {
+                tracing::warn!(error = %e, "marking the remaining assistants offline failed");
+            }
+        }
     }
 
     fn control(&self, m: MerchantId, device_id: i64, c: Control) {

@@ -196,6 +196,29 @@ struct StoredFan {
     addtime: i64,
 }
 
+impl Store {
+    /// Marks the accounts of these (merchant, device) pairs offline: at shutdown, for the
+    /// connections this process still holds. Each pair names its own merchant.
+    pub async fn devices_offline(&self, devices: &[(i64, i64)]) -> Result<(), sqlx::Error> {
+        let t = now();
+        for chunk in devices.chunks(500) {
+            let mut tx = self.begin_write().await?;
+            for (m, d) in chunk {
+                let mut q = Sql::new("UPDATE wechats SET online = 0, status_at = ");
+                q.bind(t)
+                    .push(" WHERE merchant_id = ")
+                    .bind(*m)
+                    .push(" AND device_id = ")
+                    .bind(*d)
+                    .push(" AND online = 1");
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
 impl Tenant<'_> {
     /// Records an account's profile and status for `device_id`, creating the account on
     /// first sight (a new `ad_wechat_id`) and claiming an imported account no device serves.
