@@ -1058,7 +1058,8 @@ impl Store {
             // and took minutes. SKIP LOCKED: two processes claiming at once skip each other's
             // rows instead of queueing behind them.
             Backend::Postgres => {
-                let mut q = Sql::new("WITH due AS (SELECT merchant_id, endpoint_id, event_id FROM deliveries WHERE merchant_id = ");
+                let mut q =
+                    Sql::new("WITH due AS (SELECT event_id FROM deliveries WHERE merchant_id = ");
                 q.bind(m.get())
                     .push(" AND endpoint_id = ")
                     .bind(endpoint_id)
@@ -1068,11 +1069,17 @@ impl Store {
                     .bind(limit)
                     .push(" FOR UPDATE SKIP LOCKED) UPDATE deliveries d SET attempts = d.attempts + 1, total_attempts = d.total_attempts + 1, next_attempt_ms = ")
                     .bind(lease_until_ms)
-                    // Joined on the whole key from the CTE: with the merchant and endpoint
-                    // as parameters instead, the generic plan scanned the endpoint's every
-                    // row once per claimed row (1 s per claim at a 50,000 backlog).
-                    .push(" FROM due WHERE d.merchant_id = due.merchant_id AND d.endpoint_id = due.endpoint_id \
-                           AND d.event_id = due.event_id RETURNING d.event_id, d.attempts, d.total_attempts");
+                    // The claimed ids as one array (an init plan, run once): the primary
+                    // key finds each row. Joined to the CTE instead, the generic plan
+                    // scanned the endpoint's every row, once per claimed row with the
+                    // merchant and endpoint as parameters (1 s per claim at a 50,000
+                    // backlog), or once per claim in a hash join when the page is larger
+                    // (10 ms per claim at 50,000, growing with the backlog).
+                    .push(" WHERE d.merchant_id = ")
+                    .bind(m.get())
+                    .push(" AND d.endpoint_id = ")
+                    .bind(endpoint_id)
+                    .push(" AND d.event_id = ANY (ARRAY(SELECT event_id FROM due)) RETURNING d.event_id, d.attempts, d.total_attempts");
                 q
             }
             // One writer at a time: the subquery cannot race another claim.
