@@ -225,30 +225,12 @@ pub struct ResultIn {
     pub sent_at: i64,
 }
 
-/// Records an assistant's result for one of its tasks in one transaction: the task's
-/// state, and for a successful send the sent message as a GetChat record (`issend` 1)
-/// under the assistant's message id, so that the echo the assistant reports later is a
-/// duplicate, not a second record.
-pub async fn record_result(
-    t: Tenant<'_>,
-    device_id: i64,
-    task_id: i64,
-    result: &TaskResult,
-    sent_at: i64,
-) -> Outcome<ResultOutcome> {
-    let item = ResultIn {
-        task_id,
-        result: result.clone(),
-        sent_at,
-    };
-    let mut out = record_results(t, device_id, std::slice::from_ref(&item)).await?;
-    Ok(out.pop().unwrap_or(ResultOutcome::Unknown))
-}
-
-/// [`record_result`] for several results of one device, in one transaction whose number of
-/// statements does not grow with the batch: an assistant answers a burst of tasks at once
-/// (docs/benchmarks.md, "send round trip"). One outcome per result, in order; a refused or
-/// unknown result does not stop the others.
+/// Records an assistant's results for its tasks in one transaction: each task's state,
+/// and for a successful send the sent message as a GetChat record (`issend` 1) under the
+/// assistant's message id, so that the echo the assistant reports later is a duplicate, not
+/// a second record. The number of statements does not grow with the batch: an assistant
+/// answers a burst of tasks at once (docs/benchmarks.md, "send round trip"). One outcome
+/// per result, in order; a refused or unknown result does not stop the others.
 pub async fn record_results(
     t: Tenant<'_>,
     device_id: i64,

@@ -440,11 +440,7 @@ impl Conn {
             ));
         }
         for (field, s) in [("wechatNo", &f.wechat_no), ("nick", &f.nick)] {
-            if let Some(s) = s {
-                if s.chars().count() > frames::MAX_SHORT {
-                    return Err(FrameError::invalid(field, "is too long"));
-                }
-            }
+            frames::short(field, s.as_deref())?;
         }
         let report = AccountReport {
             wechat_nober: f
@@ -493,11 +489,7 @@ impl Conn {
                 ("name", &fan.name),
                 ("photo", &fan.photo),
             ] {
-                if s.as_ref()
-                    .is_some_and(|s| s.chars().count() > frames::MAX_SHORT)
-                {
-                    return Err(FrameError::invalid(at(name), "is too long"));
-                }
+                frames::short(at(name), s.as_deref())?;
             }
             if let Some(s) = fan.state {
                 if ![0, 1, 4, 5, 6].contains(&s) {
@@ -645,20 +637,20 @@ impl Conn {
         if self.results.is_empty() {
             return;
         }
-        let pending = std::mem::take(&mut self.results);
-        let items: Vec<ResultIn> = pending.iter().map(|(_, r)| r.clone()).collect();
+        let (ids, items): (Vec<Option<Value>>, Vec<ResultIn>) =
+            std::mem::take(&mut self.results).into_iter().unzip();
         let outcomes =
             match core::tasks::record_results(self.tenant(), self.auth.device_id, &items).await {
                 Ok(o) => o,
                 Err(r) => {
                     let e = rejection(r);
-                    for (id, _) in pending {
+                    for id in ids {
                         self.refuse_now(id, e.clone()).await;
                     }
                     return;
                 }
             };
-        for ((id, item), out) in pending.into_iter().zip(outcomes) {
+        for ((id, item), out) in ids.into_iter().zip(items).zip(outcomes) {
             self.inflight.remove(&item.task_id);
             match out {
                 ResultOutcome::Unknown => self.refuse_now(id, unknown_task(item.task_id)).await,
@@ -699,11 +691,7 @@ fn parse_result(v: Value) -> Result<ResultIn, FrameError> {
         ("message", &f.message),
         ("msgId", &f.msg_id),
     ] {
-        if s.as_ref()
-            .is_some_and(|s| s.chars().count() > frames::MAX_SHORT)
-        {
-            return Err(FrameError::invalid(name, "is too long"));
-        }
+        frames::short(name, s.as_deref())?;
     }
     Ok(ResultIn {
         task_id: f.task_id,

@@ -200,6 +200,14 @@ pub fn ident(field: &str, s: &str) -> Result<(), FrameError> {
     Ok(())
 }
 
+/// An optional text field: at most [`MAX_SHORT`] characters.
+pub fn short(field: impl Into<String>, s: Option<&str>) -> Result<(), FrameError> {
+    if s.is_some_and(|s| s.chars().count() > MAX_SHORT) {
+        return Err(FrameError::invalid(field, "is too long"));
+    }
+    Ok(())
+}
+
 /// A time in Unix seconds within 1970–2100, like every time the open API accepts.
 pub fn time(field: &str, t: i64) -> Result<(), FrameError> {
     if !(0..=4_102_444_800).contains(&t) {

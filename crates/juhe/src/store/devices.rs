@@ -197,26 +197,45 @@ struct StoredFan {
 }
 
 impl Store {
-    /// Marks the accounts of these (merchant, device) pairs offline: at shutdown, for the
-    /// connections this process still holds. Each pair names its own merchant.
+    /// The goodbye of [`Tenant::device_disconnected`] for these (merchant, device) pairs,
+    /// a few hundred to a transaction: at shutdown, for the connections this process still
+    /// holds. Each pair names its own merchant.
     pub async fn devices_offline(&self, devices: &[(i64, i64)]) -> Result<(), sqlx::Error> {
         let t = now();
         for chunk in devices.chunks(500) {
             let mut tx = self.begin_write().await?;
             for (m, d) in chunk {
-                let mut q = Sql::new("UPDATE wechats SET online = 0, status_at = ");
-                q.bind(t)
-                    .push(" WHERE merchant_id = ")
-                    .bind(*m)
-                    .push(" AND device_id = ")
-                    .bind(*d)
-                    .push(" AND online = 1");
-                q.execute(&mut *tx).await?;
+                disconnect_tx(&mut tx, *m, *d, t).await?;
             }
             tx.commit().await?;
         }
         Ok(())
     }
+}
+
+/// Marks every account of the device offline and notes when the device was last seen.
+async fn disconnect_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    m: i64,
+    device_id: i64,
+    t: i64,
+) -> Result<(), sqlx::Error> {
+    let mut q = Sql::new("UPDATE wechats SET online = 0, status_at = ");
+    q.bind(t)
+        .push(" WHERE merchant_id = ")
+        .bind(m)
+        .push(" AND device_id = ")
+        .bind(device_id)
+        .push(" AND online = 1");
+    q.execute(&mut **tx).await?;
+    let mut q = Sql::new("UPDATE devices SET last_seen_at = ");
+    q.bind(t)
+        .push(" WHERE merchant_id = ")
+        .bind(m)
+        .push(" AND device_id = ")
+        .bind(device_id);
+    q.execute(&mut **tx).await?;
+    Ok(())
 }
 
 impl Tenant<'_> {
@@ -324,22 +343,7 @@ impl Tenant<'_> {
     /// the device was last seen.
     pub async fn device_disconnected(&self, device_id: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.store.begin_write().await?;
-        let t = now();
-        let mut q = Sql::new("UPDATE wechats SET online = 0, status_at = ");
-        q.bind(t)
-            .push(" WHERE merchant_id = ")
-            .bind(self.m.get())
-            .push(" AND device_id = ")
-            .bind(device_id)
-            .push(" AND online = 1");
-        q.execute(&mut *tx).await?;
-        let mut q = Sql::new("UPDATE devices SET last_seen_at = ");
-        q.bind(t)
-            .push(" WHERE merchant_id = ")
-            .bind(self.m.get())
-            .push(" AND device_id = ")
-            .bind(device_id);
-        q.execute(&mut *tx).await?;
+        disconnect_tx(&mut tx, self.m.get(), device_id, now()).await?;
         tx.commit().await
     }
 
