@@ -74,6 +74,10 @@ struct EventsReport {
     backlog_write_seconds: f64,
     drain_seconds: f64,
     deliveries_per_second: f64,
+    /// While the GetChat callers run (the first seconds of the drain).
+    deliveries_per_second_beside_getchat: f64,
+    /// After the GetChat callers have stopped: the dispatcher alone.
+    deliveries_per_second_alone: Option<f64>,
     server_rss_mb_before: Option<f64>,
     server_rss_mb_peak_during_drain: Option<f64>,
     getchat_per_second_alone: f64,
@@ -234,7 +238,12 @@ pub async fn events(args: EventsArgs, mut cfg: Config) -> anyhow::Result<()> {
         tokio::spawn(async move { getchat_rate(&base, &token, n, Duration::from_secs(5)).await })
     };
     let mut peak: Option<f64> = None;
+    // (when, deliveries so far) at the end of the GetChat window.
+    let mut beside: Option<(Duration, u64)> = None;
     while rx.count.load(Ordering::Relaxed) < target {
+        if beside.is_none() && gc.is_finished() {
+            beside = Some((drain_start.elapsed(), rx.count.load(Ordering::Relaxed)));
+        }
         if drain_start.elapsed() > Duration::from_secs(1800) {
             anyhow::bail!("the backlog did not drain within 30 minutes");
         }
@@ -244,6 +253,14 @@ pub async fn events(args: EventsArgs, mut cfg: Config) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let drain_seconds = drain_start.elapsed().as_secs_f64();
+    let (beside_rate, alone_rate) = match beside {
+        Some((at, n)) => (
+            n as f64 / at.as_secs_f64(),
+            (drain_seconds - at.as_secs_f64() > 1.0)
+                .then(|| (target - n) as f64 / (drain_seconds - at.as_secs_f64())),
+        ),
+        None => (target as f64 / drain_seconds, None),
+    };
     let during = gc.await.unwrap_or(0.0);
     eprintln!("drained {target} in {drain_seconds:.1} s");
 
@@ -284,6 +301,8 @@ pub async fn events(args: EventsArgs, mut cfg: Config) -> anyhow::Result<()> {
         backlog_write_seconds,
         drain_seconds,
         deliveries_per_second: target as f64 / drain_seconds,
+        deliveries_per_second_beside_getchat: beside_rate,
+        deliveries_per_second_alone: alone_rate,
         server_rss_mb_before: rss_before,
         server_rss_mb_peak_during_drain: peak,
         getchat_per_second_alone: alone,

@@ -68,6 +68,7 @@ impl Application {
             Duration::from_secs(self.state.cfg.auth.expired_token_sweep_seconds),
             token.clone(),
         ));
+        tokio::spawn(crate::store::upkeep::run(store.clone(), token.clone()));
         let hub = self.state.gateway.clone();
         hub.spawn_background(token.clone());
         tokio::spawn(crate::core::bulk_run::run_loop(

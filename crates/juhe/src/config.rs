@@ -140,6 +140,8 @@ pub struct WebhooksConfig {
     pub max_concurrency: usize,
     /// Deliveries in flight at once to one endpoint, per process.
     pub per_endpoint_concurrency: usize,
+    /// Most deliveries started per second by this process, over all endpoints (0: no cap).
+    pub max_per_second: u32,
     /// An endpoint whose every delivery failed for this long is disabled.
     pub disable_after_seconds: i64,
     /// Events and attempts older than this are deleted (pending deliveries are kept).

@@ -312,6 +312,10 @@ pub struct Claimed {
     pub attempt: i64,
     /// Every attempt ever made, this one included: the attempt log's number and the fence.
     pub total: i64,
+    /// The row's `next_attempt_ms` while this claim holds it (the lease's end): part of
+    /// the fence, and what lets every statement on the claimed rows use either index
+    /// fully, with or without planner statistics (docs/benchmarks.md).
+    pub lease_ms: i64,
 }
 
 /// What an attempt came to.
@@ -342,6 +346,7 @@ pub struct Attempted {
     pub endpoint_id: i64,
     pub event_id: i64,
     pub total: i64,
+    pub lease_ms: i64,
     pub attempted_ms: i64,
     pub duration_ms: i64,
     pub status: i64,
@@ -1059,7 +1064,7 @@ impl Store {
             // rows instead of queueing behind them.
             Backend::Postgres => {
                 let mut q =
-                    Sql::new("WITH due AS (SELECT event_id FROM deliveries WHERE merchant_id = ");
+                    Sql::new("WITH due AS (SELECT ctid FROM deliveries WHERE merchant_id = ");
                 q.bind(m.get())
                     .push(" AND endpoint_id = ")
                     .bind(endpoint_id)
@@ -1069,17 +1074,15 @@ impl Store {
                     .bind(limit)
                     .push(" FOR UPDATE SKIP LOCKED) UPDATE deliveries d SET attempts = d.attempts + 1, total_attempts = d.total_attempts + 1, next_attempt_ms = ")
                     .bind(lease_until_ms)
-                    // The claimed ids as one array (an init plan, run once): the primary
-                    // key finds each row. Joined to the CTE instead, the generic plan
-                    // scanned the endpoint's every row, once per claimed row with the
-                    // merchant and endpoint as parameters (1 s per claim at a 50,000
-                    // backlog), or once per claim in a hash join when the page is larger
-                    // (10 ms per claim at 50,000, growing with the backlog).
-                    .push(" WHERE d.merchant_id = ")
-                    .bind(m.get())
-                    .push(" AND d.endpoint_id = ")
-                    .bind(endpoint_id)
-                    .push(" AND d.event_id = ANY (ARRAY(SELECT event_id FROM due)) RETURNING d.event_id, d.attempts, d.total_attempts");
+                    // The locked rows by their physical address, as one array (an init
+                    // plan, run once): a TID scan, whatever the statistics say. By event id
+                    // instead, a generic plan made without statistics (a fresh database
+                    // with a backlog) could read the endpoint's whole backlog through the
+                    // due index for each claim; joined to the CTE, it did so once per row.
+                    // The rows are locked, so their addresses hold until the update, and
+                    // they are the merchant's and endpoint's by the CTE: repeating those
+                    // conditions here made the planner prefer the due index again.
+                    .push(" WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due)) RETURNING d.event_id, d.attempts, d.total_attempts");
                 q
             }
             // One writer at a time: the subquery cannot race another claim.
@@ -1129,6 +1132,7 @@ impl Store {
                     event,
                     attempt,
                     total,
+                    lease_ms: lease_until_ms,
                 }),
                 None => orphans.push(id),
             }
@@ -1172,22 +1176,22 @@ impl Store {
     /// over since.
     pub async fn release_deliveries(
         &self,
-        held: &[(MerchantId, i64, i64, i64)],
+        held: &[(MerchantId, i64, i64, i64, i64)],
         now: i64,
     ) -> Result<u64, sqlx::Error> {
         if held.is_empty() {
             return Ok(0);
         }
-        let mut by_fence: BTreeMap<(i64, i64, i64), Vec<i64>> = BTreeMap::new();
-        for (m, ep, id, total) in held {
+        let mut by_fence: BTreeMap<(i64, i64, i64, i64), Vec<i64>> = BTreeMap::new();
+        for (m, ep, id, total, lease) in held {
             by_fence
-                .entry((m.get(), *ep, *total))
+                .entry((m.get(), *ep, *total, *lease))
                 .or_default()
                 .push(*id);
         }
         let mut tx = self.begin_dispatch().await?;
         let mut n = 0;
-        for ((m, ep, total), ids) in &by_fence {
+        for ((m, ep, total, lease), ids) in &by_fence {
             for chunk in ids.chunks(CHUNK) {
                 let mut q = Sql::new(
                     "UPDATE deliveries SET attempts = attempts - 1, total_attempts = total_attempts - 1, next_attempt_ms = ",
@@ -1197,6 +1201,8 @@ impl Store {
                     .bind(*m)
                     .push(" AND endpoint_id = ")
                     .bind(*ep)
+                    .push(" AND next_attempt_ms = ")
+                    .bind(*lease)
                     .push(" AND total_attempts = ")
                     .bind(*total)
                     .push(" AND event_id IN (")
@@ -1257,15 +1263,19 @@ impl Store {
             q.push(" ON CONFLICT (merchant_id, event_id, endpoint_id, attempt) DO NOTHING");
             q.execute(&mut tx).await?;
         }
-        // Finished deliveries go in one statement per endpoint; retries one each (their
-        // times differ).
-        let mut finished: BTreeMap<(i64, i64), Vec<(i64, i64)>> = BTreeMap::new();
+        // Finished deliveries are deleted in one statement per endpoint and fence value
+        // (nearly always one or two per batch: a claim's rows share their lease), as an `IN`
+        // list that either index serves to the row: an OR of (id AND fence) pairs made
+        // SQLite scan the whole table, and without the lease a generic PostgreSQL plan made
+        // before the first ANALYZE read the endpoint's whole backlog through the due index
+        // for every batch. Retries are one statement each (their times differ).
+        let mut by_fence: BTreeMap<(i64, i64, i64, i64), Vec<i64>> = BTreeMap::new();
         for a in done {
             match a.outcome {
-                Outcome::Succeeded | Outcome::Failed => finished
-                    .entry((a.merchant.get(), a.endpoint_id))
+                Outcome::Succeeded | Outcome::Failed => by_fence
+                    .entry((a.merchant.get(), a.endpoint_id, a.total, a.lease_ms))
                     .or_default()
-                    .push((a.event_id, a.total)),
+                    .push(a.event_id),
                 Outcome::Retry(at) => {
                     let mut q = Sql::new("UPDATE deliveries SET next_attempt_ms = ");
                     q.bind(at)
@@ -1273,6 +1283,8 @@ impl Store {
                         .bind(a.merchant.get())
                         .push(" AND endpoint_id = ")
                         .bind(a.endpoint_id)
+                        .push(" AND next_attempt_ms = ")
+                        .bind(a.lease_ms)
                         .push(" AND event_id = ")
                         .bind(a.event_id)
                         .push(" AND total_attempts = ")
@@ -1281,21 +1293,14 @@ impl Store {
                 }
             }
         }
-        // Grouped by fence value (nearly always one per batch), so each statement is an `IN`
-        // list the primary key serves; an OR of (id AND fence) pairs made SQLite scan the
-        // whole table, which with a large backlog cost more than the deliveries themselves.
-        let mut by_fence: BTreeMap<(i64, i64, i64), Vec<i64>> = BTreeMap::new();
-        for ((m, ep), rows) in &finished {
-            for (id, total) in rows {
-                by_fence.entry((*m, *ep, *total)).or_default().push(*id);
-            }
-        }
-        for ((m, ep, total), ids) in &by_fence {
+        for ((m, ep, total, lease), ids) in &by_fence {
             for chunk in ids.chunks(CHUNK) {
                 let mut q = Bulk::new(&mut tx, "DELETE FROM deliveries WHERE merchant_id = ");
                 q.bind(*m)
                     .push(" AND endpoint_id = ")
                     .bind(*ep)
+                    .push(" AND next_attempt_ms = ")
+                    .bind(*lease)
                     .push(" AND total_attempts = ")
                     .bind(*total)
                     .push(" AND event_id IN (");

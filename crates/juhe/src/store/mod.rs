@@ -23,6 +23,7 @@ pub mod org;
 pub mod report;
 pub mod takeovers;
 pub mod tasks;
+pub mod upkeep;
 
 use std::str::FromStr;
 use std::sync::Once;

@@ -37,11 +37,10 @@ const ENDPOINTS_TTL: Duration = Duration::from_secs(1);
 
 type Key = (i64, i64);
 
-/// Deliveries claimed for one endpoint and not started yet, oldest first, each with the
-/// end of its lease; and how many were started lately, which sizes the next claim.
+/// Deliveries claimed for one endpoint and not started yet, oldest first; and how many were started lately, which sizes the next claim.
 #[derive(Default)]
 struct Held {
-    queue: VecDeque<(Claimed, i64)>,
+    queue: VecDeque<Claimed>,
     /// Start of the current one-second window (Unix ms), deliveries started in it, and in
     /// the window before.
     window: (i64, usize, usize),
@@ -66,6 +65,47 @@ impl Held {
         } else if now - start >= 1000 {
             self.window = (start + 1000, 0, cur);
         }
+    }
+}
+
+/// `webhooks.max_per_second`: a token bucket holding a tenth of a second of deliveries, so
+/// a capped drain starts them in small, even steps rather than one burst a second.
+struct Pace {
+    per_second: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Pace {
+    fn new(per_second: u32) -> Option<Pace> {
+        (per_second > 0).then(|| Pace {
+            per_second: per_second as f64,
+            tokens: Pace::burst(per_second as f64),
+            at: Instant::now(),
+        })
+    }
+
+    fn burst(per_second: f64) -> f64 {
+        (per_second / 10.0).max(1.0)
+    }
+
+    /// Whole deliveries that may start now.
+    fn available(&mut self) -> usize {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(Pace::burst(self.per_second));
+        self.at = now;
+        self.tokens as usize
+    }
+
+    fn take(&mut self, n: usize) {
+        self.tokens -= n as f64;
+    }
+
+    /// How long until a hundredth of a second's worth (at least one) may start.
+    fn wait(&self) -> Duration {
+        let want = (self.per_second / 100.0).max(1.0);
+        Duration::from_secs_f64(((want - self.tokens) / self.per_second).max(0.001))
     }
 }
 
@@ -175,6 +215,9 @@ impl Dispatcher {
         let mut loaded: Option<(Instant, u64)> = None;
         let mut held: HashMap<Key, Held> = HashMap::new();
         let mut secrets = Secrets::default();
+        let mut pace = Pace::new(self.inner.cfg.max_per_second);
+        // Where the next round starts: under a cap, each endpoint gets its turn to go first.
+        let mut first = 0usize;
         loop {
             let version = self.inner.store.endpoints_version();
             if loaded.is_none_or(|(t, v)| t.elapsed() >= ENDPOINTS_TTL || v != version) {
@@ -210,13 +253,36 @@ impl Dispatcher {
                     }
                 }
             }
-            let again = match self.round(&endpoints, &mut held, &mut secrets, &done).await {
+            first = first.wrapping_add(1);
+            let mut capped = false;
+            let again = match self
+                .round(
+                    &endpoints,
+                    first,
+                    &mut held,
+                    &mut secrets,
+                    pace.as_mut().map(|p| (p, &mut capped)),
+                    &done,
+                )
+                .await
+            {
                 Ok(again) => again,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming deliveries failed; retrying");
                     false
                 }
             };
+            if capped && !token.is_cancelled() {
+                if let Some(p) = &pace {
+                    tokio::select! {
+                        _ = token.cancelled() => {}
+                        _ = tokio::time::sleep(p.wait()) => {}
+                    }
+                    if !token.is_cancelled() {
+                        continue;
+                    }
+                }
+            }
             if again && !token.is_cancelled() {
                 continue;
             }
@@ -228,7 +294,7 @@ impl Dispatcher {
             if token.is_cancelled() {
                 // Held deliveries were never sent: due again at once, for another process
                 // or the next start, instead of after their lease.
-                let back: Vec<(Claimed, i64)> = held.drain().flat_map(|(_, h)| h.queue).collect();
+                let back: Vec<Claimed> = held.drain().flat_map(|(_, h)| h.queue).collect();
                 self.give_back(back).await;
                 return;
             }
@@ -237,27 +303,38 @@ impl Dispatcher {
 
     /// Undoes the claims of deliveries that were never sent (logged, not returned: if it
     /// fails, their leases bring them back a little later).
-    async fn give_back(&self, back: Vec<(Claimed, i64)>) {
+    async fn give_back(&self, back: Vec<Claimed>) {
         if back.is_empty() {
             return;
         }
         let rows: Vec<_> = back
             .iter()
-            .map(|(c, _)| (c.merchant, c.endpoint_id, c.event.event_id, c.total))
+            .map(|c| {
+                (
+                    c.merchant,
+                    c.endpoint_id,
+                    c.event.event_id,
+                    c.total,
+                    c.lease_ms,
+                )
+            })
             .collect();
         if let Err(e) = self.inner.store.release_deliveries(&rows, now_ms()).await {
             tracing::warn!(error = %e, n = rows.len(), "releasing held deliveries failed; their leases will");
         }
     }
 
-    /// One pass over the endpoints: fills each endpoint's free slots from what it holds,
-    /// claiming a page when that runs short, and starts the deliveries. Returns whether
-    /// some endpoint may have more due work right now.
+    /// One pass over the endpoints, from the `first`-th on: fills each endpoint's free slots
+    /// from what it holds, claiming a page when that runs short, and starts the deliveries,
+    /// no more than `pace` allows (it sets its flag when the cap held some back). Returns
+    /// whether some endpoint may have more due work right now.
     async fn round(
         &self,
         endpoints: &[(MerchantId, EndpointRow)],
+        first: usize,
         held: &mut HashMap<Key, Held>,
         secrets: &mut Secrets,
+        mut pace: Option<(&mut Pace, &mut bool)>,
         done: &mpsc::Sender<Attempted>,
     ) -> Result<bool, sqlx::Error> {
         let cap = self.inner.cfg.per_endpoint_concurrency;
@@ -265,13 +342,36 @@ impl Dispatcher {
         let lease_ms = timeout_ms + 5000;
         let mut again = false;
         let mut stale = Vec::new();
-        for (m, ep) in endpoints {
+        let skip = if endpoints.is_empty() {
+            0
+        } else {
+            first % endpoints.len()
+        };
+        for (m, ep) in endpoints[skip..].iter().chain(&endpoints[..skip]) {
             let key = (m.get(), ep.endpoint_id);
             let busy = self.inflight().get(&key).copied().unwrap_or(0);
-            let free = cap
+            let mut free = cap
                 .saturating_sub(busy)
                 .min(self.inner.global.available_permits());
             if free == 0 {
+                continue;
+            }
+            // Under the cap, fewer than the free slots may start; the loop then waits for
+            // the bucket rather than for a wake-up, if what was held back is already here.
+            let mut limited = false;
+            if let Some((p, _)) = pace.as_mut() {
+                let allowed = p.available();
+                if allowed < free {
+                    limited = true;
+                    free = allowed;
+                }
+            }
+            if free == 0 {
+                if let Some((_, capped)) = pace.as_mut() {
+                    if held.get(&key).is_some_and(|h| !h.queue.is_empty()) {
+                        **capped = true;
+                    }
+                }
                 continue;
             }
             let h = held.entry(key).or_default();
@@ -281,7 +381,7 @@ impl Dispatcher {
             while h
                 .queue
                 .front()
-                .is_some_and(|(_, until)| until - now < timeout_ms + 1000)
+                .is_some_and(|c| c.lease_ms - now < timeout_ms + 1000)
             {
                 stale.extend(h.queue.pop_front());
             }
@@ -306,17 +406,22 @@ impl Dispatcher {
                 if claimed.len() == want {
                     again = true;
                 }
-                h.queue
-                    .extend(claimed.into_iter().map(|c| (c, now + lease_ms)));
+                h.queue.extend(claimed);
             }
             if h.queue.is_empty() {
                 continue;
             }
             let secrets = secrets.get(&self.inner.store, *m).await?;
             let n = free.min(h.queue.len());
+            if let Some((p, capped)) = pace.as_mut() {
+                p.take(n);
+                if limited && h.queue.len() > n {
+                    **capped = true;
+                }
+            }
             h.started(now, n);
             *self.inflight().entry(key).or_default() += n;
-            for (c, _) in h.queue.drain(..n) {
+            for c in h.queue.drain(..n) {
                 let Ok(permit) = self.inner.global.clone().acquire_owned().await else {
                     return Ok(false);
                 };
@@ -387,6 +492,7 @@ impl Dispatcher {
             endpoint_id: c.endpoint_id,
             event_id: c.event.event_id,
             total: c.total,
+            lease_ms: c.lease_ms,
             attempted_ms: started_ms,
             duration_ms,
             status: status as i64,

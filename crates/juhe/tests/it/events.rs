@@ -500,6 +500,40 @@ mod isolation {
     }
 }
 
+/// `webhooks.max_per_second`: 20 deliveries a second for the process, over all endpoints.
+mod rate_cap {
+    use super::*;
+
+    fn paced(cfg: &mut Config) {
+        fast(cfg);
+        cfg.webhooks.max_per_second = 20;
+    }
+
+    on_both_with! { paced;
+    async fn a_rate_cap_spreads_deliveries_over_time_and_shares_them_between_endpoints(app) {
+        let (t, mut a, _) = live(&app).await;
+        let one = Receiver::ok().await;
+        let two = Receiver::ok().await;
+        subscribe(&app, &t, &one.url, &["chat"]).await;
+        subscribe(&app, &t, &two.url, &["chat"]).await;
+        let chats: Vec<Value> = (0..30).map(|i| chat(&format!("p{i}"), "wxid_f1", 0, "限速")).collect();
+        let started = Instant::now();
+        a.request(json!({"type": "chats", "account": "wxid_op1", "chats": chats})).await;
+        let got_one = one.wait_for(30, WAIT).await;
+        let got_two = two.wait_for(30, WAIT).await;
+        assert_eq!((got_one.len(), got_two.len()), (30, 30), "every event arrives at both");
+        // 60 deliveries at 20/s (two in a burst): about 3 s, never much less.
+        let last = got_one.iter().chain(&got_two).map(|g| g.at).max().unwrap();
+        assert!(last - started >= Duration::from_millis(2500), "60 deliveries took only {:?}", last - started);
+        // Neither endpoint waits for the other's backlog: the first 20 arrivals are shared.
+        let mut all: Vec<(Instant, u8)> = got_one.iter().map(|g| (g.at, 1)).chain(got_two.iter().map(|g| (g.at, 2))).collect();
+        all.sort();
+        let firsts = all.iter().take(20).filter(|(_, e)| *e == 1).count();
+        assert!((5..=15).contains(&firsts), "endpoint one had {firsts} of the first 20 deliveries");
+    }
+    }
+}
+
 /// An endpoint is disabled after failing for `webhooks.disable_after_seconds` (2 s here).
 mod disabling {
     use super::*;
@@ -687,4 +721,37 @@ async fn write_event_examples() {
         std::env::var("JUHE_EVENT_EXAMPLES").unwrap_or_else(|_| "/tmp/event-examples.md".into());
     std::fs::write(&path, out).unwrap();
     eprintln!("wrote {} event types to {path}", seen.len());
+}
+
+/// PostgreSQL keeps a deleted queue row's index entries until VACUUM, and every claim reads
+/// past them: the server vacuums its queue tables itself once enough rows have died (this
+/// machine's PostgreSQL runs with autovacuum off; where it is on, either may get there first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_the_server_vacuums_a_queue_table_once_enough_of_its_rows_have_died() {
+    let Some(app) = TestApp::spawn(crate::helpers::Db::Postgres).await else {
+        crate::helpers::note_postgres_skipped("vacuum");
+        return;
+    };
+    let mut raw = app.raw().await;
+    sqlx::query("INSERT INTO deliveries (merchant_id, endpoint_id, event_id, next_attempt_ms) SELECT 999, 1, g, 0 FROM generate_series(1, 30000) g")
+        .execute(&mut raw).await.unwrap();
+    sqlx::query("DELETE FROM deliveries WHERE merchant_id = 999")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (manual, auto, dead): (i64, i64, i64) = sqlx::query_as(
+            "SELECT vacuum_count, autovacuum_count, n_dead_tup FROM pg_stat_user_tables WHERE relname = 'deliveries'")
+            .fetch_one(&mut raw).await.unwrap();
+        if manual + auto > 0 {
+            assert!(dead < 30_000, "vacuumed, yet {dead} dead rows are counted");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "30,000 dead deliveries were not vacuumed within 40 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
