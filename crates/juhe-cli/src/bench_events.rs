@@ -38,6 +38,9 @@ pub struct EventsArgs {
     /// Concurrent GetChat callers beside the drain (0: none).
     #[arg(long, default_value_t = 8)]
     pub getchat_concurrency: usize,
+    /// How long GetChat is measured, alone and then from the start of the drain.
+    #[arg(long, default_value_t = 5)]
+    pub getchat_seconds: u64,
 }
 
 #[derive(Default)]
@@ -213,13 +216,8 @@ pub async fn events(args: EventsArgs, mut cfg: Config) -> anyhow::Result<()> {
         .await?;
     let token = tok["access_token"].as_str().context("no token")?.to_owned();
     let base = server.base().to_owned();
-    let alone = getchat_rate(
-        &base,
-        &token,
-        args.getchat_concurrency,
-        Duration::from_secs(5),
-    )
-    .await;
+    let window = Duration::from_secs(args.getchat_seconds.max(1));
+    let alone = getchat_rate(&base, &token, args.getchat_concurrency, window).await;
     let rss_before = server.rss_mb();
 
     // The drain.
@@ -235,7 +233,7 @@ pub async fn events(args: EventsArgs, mut cfg: Config) -> anyhow::Result<()> {
     let target = args.backlog as u64;
     let gc = {
         let (base, token, n) = (base.clone(), token.clone(), args.getchat_concurrency);
-        tokio::spawn(async move { getchat_rate(&base, &token, n, Duration::from_secs(5)).await })
+        tokio::spawn(async move { getchat_rate(&base, &token, n, window).await })
     };
     let mut peak: Option<f64> = None;
     // (when, deliveries so far) at the end of the GetChat window.
