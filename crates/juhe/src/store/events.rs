@@ -1174,20 +1174,16 @@ impl Store {
     /// (both attempt counters back, so the retry schedule and the attempt log's numbers are
     /// as if it had not happened). The fence leaves alone a row another process has taken
     /// over since.
-    pub async fn release_deliveries(
-        &self,
-        held: &[(MerchantId, i64, i64, i64, i64)],
-        now: i64,
-    ) -> Result<u64, sqlx::Error> {
+    pub async fn release_deliveries(&self, held: &[Claimed], now: i64) -> Result<u64, sqlx::Error> {
         if held.is_empty() {
             return Ok(0);
         }
         let mut by_fence: BTreeMap<(i64, i64, i64, i64), Vec<i64>> = BTreeMap::new();
-        for (m, ep, id, total, lease) in held {
+        for c in held {
             by_fence
-                .entry((m.get(), *ep, *total, *lease))
+                .entry((c.merchant.get(), c.endpoint_id, c.total, c.lease_ms))
                 .or_default()
-                .push(*id);
+                .push(c.event.event_id);
         }
         let mut tx = self.begin_dispatch().await?;
         let mut n = 0;

@@ -61,7 +61,8 @@ impl Store {
         .await?;
         let mut out = Vec::new();
         for (table, live, dead, modified) in rows {
-            // Our own tables' names only; anything else in the schema is left alone.
+            // The statement is built from the name: only names that need no quoting (all
+            // of Juhe's) are taken, anything else in the schema is left alone.
             if !table
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')

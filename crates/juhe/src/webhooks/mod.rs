@@ -37,7 +37,8 @@ const ENDPOINTS_TTL: Duration = Duration::from_secs(1);
 
 type Key = (i64, i64);
 
-/// Deliveries claimed for one endpoint and not started yet, oldest first; and how many were started lately, which sizes the next claim.
+/// Deliveries claimed for one endpoint and not started yet, oldest first; and how many
+/// were started lately, which sizes the next claim.
 #[derive(Default)]
 struct Held {
     queue: VecDeque<Claimed>,
@@ -74,6 +75,9 @@ struct Pace {
     per_second: f64,
     tokens: f64,
     at: Instant,
+    /// Set by a round that left claimed deliveries unstarted for want of tokens: the loop
+    /// then waits for the bucket rather than for a wake-up.
+    held_back: bool,
 }
 
 impl Pace {
@@ -82,6 +86,7 @@ impl Pace {
             per_second: per_second as f64,
             tokens: Pace::burst(per_second as f64),
             at: Instant::now(),
+            held_back: false,
         })
     }
 
@@ -254,14 +259,13 @@ impl Dispatcher {
                 }
             }
             first = first.wrapping_add(1);
-            let mut capped = false;
             let again = match self
                 .round(
                     &endpoints,
                     first,
                     &mut held,
                     &mut secrets,
-                    pace.as_mut().map(|p| (p, &mut capped)),
+                    pace.as_mut(),
                     &done,
                 )
                 .await
@@ -272,15 +276,13 @@ impl Dispatcher {
                     false
                 }
             };
-            if capped && !token.is_cancelled() {
-                if let Some(p) = &pace {
-                    tokio::select! {
-                        _ = token.cancelled() => {}
-                        _ = tokio::time::sleep(p.wait()) => {}
-                    }
-                    if !token.is_cancelled() {
-                        continue;
-                    }
+            if let Some(p) = pace.as_ref().filter(|p| p.held_back) {
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    _ = tokio::time::sleep(p.wait()) => {}
+                }
+                if !token.is_cancelled() {
+                    continue;
                 }
             }
             if again && !token.is_cancelled() {
@@ -307,34 +309,22 @@ impl Dispatcher {
         if back.is_empty() {
             return;
         }
-        let rows: Vec<_> = back
-            .iter()
-            .map(|c| {
-                (
-                    c.merchant,
-                    c.endpoint_id,
-                    c.event.event_id,
-                    c.total,
-                    c.lease_ms,
-                )
-            })
-            .collect();
-        if let Err(e) = self.inner.store.release_deliveries(&rows, now_ms()).await {
-            tracing::warn!(error = %e, n = rows.len(), "releasing held deliveries failed; their leases will");
+        if let Err(e) = self.inner.store.release_deliveries(&back, now_ms()).await {
+            tracing::warn!(error = %e, n = back.len(), "releasing held deliveries failed; their leases will");
         }
     }
 
     /// One pass over the endpoints, from the `first`-th on: fills each endpoint's free slots
     /// from what it holds, claiming a page when that runs short, and starts the deliveries,
-    /// no more than `pace` allows (it sets its flag when the cap held some back). Returns
-    /// whether some endpoint may have more due work right now.
+    /// no more than `pace` allows (its `held_back` says whether the cap held some back).
+    /// Returns whether some endpoint may have more due work right now.
     async fn round(
         &self,
         endpoints: &[(MerchantId, EndpointRow)],
         first: usize,
         held: &mut HashMap<Key, Held>,
         secrets: &mut Secrets,
-        mut pace: Option<(&mut Pace, &mut bool)>,
+        mut pace: Option<&mut Pace>,
         done: &mpsc::Sender<Attempted>,
     ) -> Result<bool, sqlx::Error> {
         let cap = self.inner.cfg.per_endpoint_concurrency;
@@ -342,6 +332,9 @@ impl Dispatcher {
         let lease_ms = timeout_ms + 5000;
         let mut again = false;
         let mut stale = Vec::new();
+        if let Some(p) = pace.as_mut() {
+            p.held_back = false;
+        }
         let skip = if endpoints.is_empty() {
             0
         } else {
@@ -359,20 +352,16 @@ impl Dispatcher {
             // Under the cap, fewer than the free slots may start; the loop then waits for
             // the bucket rather than for a wake-up, if what was held back is already here.
             let mut limited = false;
-            if let Some((p, _)) = pace.as_mut() {
+            if let Some(p) = pace.as_mut() {
                 let allowed = p.available();
                 if allowed < free {
                     limited = true;
                     free = allowed;
                 }
-            }
-            if free == 0 {
-                if let Some((_, capped)) = pace.as_mut() {
-                    if held.get(&key).is_some_and(|h| !h.queue.is_empty()) {
-                        **capped = true;
-                    }
+                if free == 0 {
+                    p.held_back |= held.get(&key).is_some_and(|h| !h.queue.is_empty());
+                    continue;
                 }
-                continue;
             }
             let h = held.entry(key).or_default();
             let now = now_ms();
@@ -413,11 +402,9 @@ impl Dispatcher {
             }
             let secrets = secrets.get(&self.inner.store, *m).await?;
             let n = free.min(h.queue.len());
-            if let Some((p, capped)) = pace.as_mut() {
+            if let Some(p) = pace.as_mut() {
                 p.take(n);
-                if limited && h.queue.len() > n {
-                    **capped = true;
-                }
+                p.held_back |= limited && h.queue.len() > n;
             }
             h.started(now, n);
             *self.inflight().entry(key).or_default() += n;
